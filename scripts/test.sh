@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Redline's whole test suite, as CI runs it:
+#   1. install dependencies (fast when present)          REDLINE_SKIP_DEPS=1 skips
+#   2. Release build into build/ and its unit tests (ctest)
+#   3. end-to-end and SDK compatibility tests (node --test) against build/redline
+#   4. ASan/UBSan build into build-asan/ and its unit tests
+#   5. libFuzzer build into build-fuzz/ (clang-14), each target for FUZZ_SECONDS over its corpus
+# Every stage runs even when an earlier one failed, so one run reports everything. Exits non-zero
+# on any failure; the last line is "N passed, N failed" over all tests run.
+set -uo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+jobs="${REDLINE_JOBS:-2}"
+fuzz_seconds="${FUZZ_SECONDS:-20}"
+node_test_timeout_ms="${NODE_TEST_TIMEOUT_MS:-120000}"
+log_dir="$(mktemp -d "${TMPDIR:-/tmp}/redline-test.XXXXXX")"
+started_at=$SECONDS
+
+total_passed=0
+total_failed=0
+stage_lines=()
+
+# record STAGE PASSED FAILED [NOTE]
+record() {
+  total_passed=$((total_passed + $2))
+  total_failed=$((total_failed + $3))
+  stage_lines+=("$(printf '%-28s %5d passed %5d failed  %s' "$1" "$2" "$3" "${4:-}")")
+}
+
+banner() {
+  printf '\n==== %s (%ds elapsed) ====\n' "$1" $((SECONDS - started_at))
+}
+
+# run_ctest LABEL BUILD_DIR: counts come from ctest's "N% tests passed, F tests failed out of T".
+run_ctest() {
+  local label="$1" build_dir="$2" log="$log_dir/$1.log" rc summary total failed
+  banner "$label"
+  ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 300 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  summary="$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -1)"
+  if [[ -n "$summary" ]]; then
+    failed="$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary")"
+    total="$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$summary")"
+    if ((rc != 0 && failed == 0)); then failed=1; fi
+    record "$label" $((total - failed)) "$failed"
+  elif grep -q 'No tests were found' "$log" && ((rc == 0)); then
+    record "$label" 0 0 "no unit tests registered"
+  else
+    record "$label" 0 1 "ctest exited $rc without a summary"
+  fi
+}
+
+# build_stage LABEL BUILD_DIR CMAKE_ARGS...: a failed build counts as one failure.
+build_stage() {
+  local label="$1" build_dir="$2"
+  shift 2
+  banner "$label"
+  if "$repo_root/scripts/build.sh" "$build_dir" "$@" 2>&1 | tee "$log_dir/$label.log"; then
+    return 0
+  fi
+  record "$label" 0 1 "build failed (see output above)"
+  return 1
+}
+
+# ---- 1. dependencies ----------------------------------------------------------------------------
+if [[ "${REDLINE_SKIP_DEPS:-0}" != 1 ]]; then
+  banner "install dependencies"
+  if ! "$repo_root/scripts/install-deps.sh"; then
+    record "install-deps" 0 1 "scripts/install-deps.sh failed"
+  fi
+fi
+
+# ---- 2. Release build and unit tests ------------------------------------------------------------
+if build_stage "build (Release)" build; then
+  run_ctest "unit tests (Release)" build
+fi
+
+# ---- 3. end-to-end and SDK tests --------------------------------------------------------------
+banner "integration and compat tests (node --test)"
+shopt -s nullglob
+node_tests=(tests/integration/*.test.mjs tests/compat/*.test.mjs)
+shopt -u nullglob
+if ((${#node_tests[@]} == 0)); then
+  record "node tests" 0 1 "no test files found"
+else
+  tap="$log_dir/node.tap"
+  # Each test binds ports it picked itself (port 0), so files may run side by side; the processes
+  # they start mostly sleep, so a concurrency above the core count is fine.
+  REDLINE_BIN="$repo_root/build/redline" node --test \
+    --test-concurrency="${NODE_TEST_CONCURRENCY:-3}" \
+    --test-timeout="$node_test_timeout_ms" \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$tap" \
+    "${node_tests[@]}"
+  rc=$?
+  pass="$(grep -E '^# pass [0-9]+' "$tap" | tail -1 | awk '{print $3}')"
+  fail="$(grep -E '^# fail [0-9]+' "$tap" | tail -1 | awk '{print $3}')"
+  cancelled="$(grep -E '^# cancelled [0-9]+' "$tap" | tail -1 | awk '{print $3}')"
+  pass="${pass:-0}"
+  fail=$((${fail:-0} + ${cancelled:-0}))
+  if ((rc != 0 && fail == 0)); then fail=1; fi
+  record "integration + compat tests" "$pass" "$fail"
+fi
+
+# ---- 4. sanitizers ------------------------------------------------------------------------------
+if build_stage "build (ASan+UBSan)" build-asan \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREDLINE_SANITIZE=ON -DREDLINE_BENCH=OFF; then
+  ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" \
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+    run_ctest "unit tests (ASan+UBSan)" build-asan
+fi
+
+# ---- 5. fuzzing ---------------------------------------------------------------------------------
+if [[ -f fuzz/CMakeLists.txt ]] && grep -qE 'add_executable|redline_fuzz' fuzz/CMakeLists.txt; then
+  if build_stage "build (fuzz)" build-fuzz \
+    -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+    -DREDLINE_FUZZ=ON -DREDLINE_TESTS=OFF -DREDLINE_BENCH=OFF; then
+    banner "fuzz targets (${fuzz_seconds}s each)"
+    fuzz_passed=0
+    fuzz_failed=0
+    while IFS= read -r target; do
+      name="$(basename "$target")"
+      short="${name#fuzz_}"
+      short="${short%_fuzz}"
+      # New inputs go to a scratch dir (libFuzzer writes into its first corpus dir); the committed
+      # corpus, when there is one, is only read.
+      scratch="$log_dir/corpus-$name"
+      mkdir -p "$scratch"
+      corpus_dirs=("$scratch")
+      for candidate in "fuzz/corpus/$name" "fuzz/corpus/$short" "fuzz/${name}_corpus" "fuzz/$short/corpus"; do
+        if [[ -d "$candidate" ]]; then corpus_dirs+=("$candidate"); fi
+      done
+      echo "-- $name over ${corpus_dirs[*]}"
+      if timeout $((fuzz_seconds + 120)) "$target" -max_total_time="$fuzz_seconds" -timeout=10 \
+        -rss_limit_mb=2048 -artifact_prefix="$log_dir/$name-" "${corpus_dirs[@]}" \
+        >"$log_dir/fuzz-$name.log" 2>&1; then
+        fuzz_passed=$((fuzz_passed + 1))
+        echo "   ok: $(grep -E '^#[0-9]+.*(DONE|pulse|NEW)' "$log_dir/fuzz-$name.log" | tail -1)"
+      else
+        fuzz_failed=$((fuzz_failed + 1))
+        echo "   FAILED: $name; last output:"
+        tail -60 "$log_dir/fuzz-$name.log"
+        ls "$log_dir/$name-"* 2>/dev/null | sed 's/^/   crash input: /'
+      fi
+    done < <(find build-fuzz/fuzz -maxdepth 1 -type f -executable 2>/dev/null | sort)
+    if ((fuzz_passed + fuzz_failed == 0)); then
+      record "fuzz targets" 0 1 "fuzz build produced no targets in build-fuzz/fuzz"
+    else
+      record "fuzz targets" "$fuzz_passed" "$fuzz_failed"
+    fi
+  fi
+else
+  stage_lines+=("fuzz targets: skipped (fuzz/CMakeLists.txt defines none)")
+fi
+
+# ---- summary ------------------------------------------------------------------------------------
+banner "summary"
+printf '%s\n' "${stage_lines[@]}"
+echo "logs: $log_dir"
+echo "wall time: $((SECONDS - started_at))s"
+echo "$total_passed passed, $total_failed failed"
+if ((total_failed > 0)); then exit 1; fi
