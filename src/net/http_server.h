@@ -62,8 +62,9 @@ class HttpServer {
   std::size_t open_connections() const;
   std::size_t requests_in_flight() const;
 
- private:
   struct State;
+
+ private:
   std::shared_ptr<State> state_;
 };
 

@@ -20,6 +20,10 @@ class IoPool {
   // Round-robin choice for a new connection.
   boost::asio::io_context& next();
 
+  // Index of the pool thread the caller runs on; size() when called from another thread.
+  // Lets modules keep per-thread state (upstream connection pools) without locks.
+  std::size_t current_index() const;
+
   // Runs every context on its own thread; returns when all have stopped.
   void run();
   void stop();
