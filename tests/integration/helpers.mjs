@@ -618,3 +618,10 @@ export async function waitFor(probe, ms = 3000, every = 50) {
     await sleep(every);
   }
 }
+
+/** Chat requests a simulator served according to /sim/stats, not counting health probes. */
+export function chatRequests(stats) {
+  const entry = Object.entries(stats.by_path ?? {}).find(([p]) => p.endsWith('/chat/completions'));
+  if (entry) return typeof entry[1] === 'number' ? entry[1] : entry[1].requests;
+  return stats.requests;
+}
