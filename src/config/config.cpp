@@ -1,0 +1,977 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <tuple>
+#include <utility>
+
+namespace redline::config {
+namespace {
+
+struct Position {
+  int line = 0;
+  int column = 0;
+};
+
+Position position_of(const toml::source_region& region) {
+  return {static_cast<int>(region.begin.line), static_cast<int>(region.begin.column)};
+}
+
+Position position_of(const toml::node& node) { return position_of(node.source()); }
+
+// Collects errors with the file name stamped on each.
+class ErrorSink {
+ public:
+  ErrorSink(std::string source, std::vector<ConfigError>& errors)
+      : source_(std::move(source)), errors_(errors) {}
+
+  void add(Position at, std::string key, std::string message) {
+    errors_.push_back(ConfigError{source_, at.line, at.column, std::move(key), std::move(message)});
+  }
+
+  std::size_t count() const { return errors_.size(); }
+
+ private:
+  std::string source_;
+  std::vector<ConfigError>& errors_;
+};
+
+std::string join(const std::vector<std::string_view>& words, std::string_view separator) {
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += separator;
+    out += words[i];
+  }
+  return out;
+}
+
+// Edits (insert, delete, substitute, swap two neighbours) that turn a into b: swapped letters are
+// the most common typo, so they count as one.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The closest candidate within a third of the word's length, for "did you mean" hints.
+std::optional<std::string_view> closest(std::string_view word,
+                                        const std::vector<std::string_view>& candidates) {
+  std::optional<std::string_view> best;
+  std::size_t best_distance = std::max<std::size_t>(1, word.size() / 3) + 1;
+  for (std::string_view candidate : candidates) {
+    const std::size_t distance = edit_distance(word, candidate);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+std::string with_suggestion(std::string message, std::string_view word,
+                            const std::vector<std::string_view>& candidates) {
+  if (auto suggestion = closest(word, candidates)) {
+    message += "; did you mean '";
+    message += *suggestion;
+    message += "'?";
+  }
+  return message;
+}
+
+std::string_view type_name(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+std::string found(const toml::node& node) {
+  return " (found " + std::string(type_name(node.type())) + ")";
+}
+
+template <typename Number>
+std::string found_value(Number value) {
+  std::ostringstream out;
+  out << " (found " << value << ")";
+  return out.str();
+}
+
+std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+// Reads one TOML table: typed accessors that report wrong types and out-of-range values under
+// the key's dotted path, and a check that flags every key the table does not define.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string path, ErrorSink& sink,
+              std::vector<std::string_view> known_keys)
+      : table_(table), path_(std::move(path)), sink_(sink) {
+    for (auto&& [key, value] : table_) {
+      if (std::find(known_keys.begin(), known_keys.end(), key.str()) != known_keys.end()) continue;
+      sink_.add(position_of(key.source()), key_path(key.str()),
+                with_suggestion("unknown key " + in_quotes(key.str()), key.str(), known_keys));
+    }
+  }
+
+  std::string key_path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  Position position() const { return position_of(table_); }
+
+  const toml::node* find(std::string_view key) const { return table_.get(key); }
+
+  void error(std::string_view key, const toml::node& at, std::string message) {
+    sink_.add(position_of(at), key_path(key), std::move(message));
+  }
+
+  void missing(std::string_view key) { sink_.add(position(), key_path(key), "is required"); }
+
+  // Each reader leaves `out` untouched unless the key is present and valid, and returns whether
+  // it assigned. A missing required key is reported at the table's position.
+  bool read_string(std::string_view key, std::string& out, bool required = false,
+                   bool allow_empty = true) {
+    const toml::node* node = find(key);
+    if (node == nullptr) {
+      if (required) missing(key);
+      return false;
+    }
+    const auto* value = node->as_string();
+    if (value == nullptr) {
+      error(key, *node, "must be a string" + found(*node));
+      return false;
+    }
+    if (!allow_empty && value->get().empty()) {
+      error(key, *node, "must not be empty");
+      return false;
+    }
+    out = value->get();
+    return true;
+  }
+
+  template <typename Integer>
+  bool read_integer(std::string_view key, Integer& out, std::int64_t min) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return false;
+    const std::int64_t max = static_cast<std::int64_t>(std::min<std::uint64_t>(
+        std::numeric_limits<Integer>::max(), std::numeric_limits<std::int64_t>::max()));
+    const std::string requirement = min == 0   ? "must be a non-negative integer"
+                                    : min == 1 ? "must be a positive integer"
+                                               : "must be an integer >= " + std::to_string(min);
+    const auto* value = node->as_integer();
+    if (value == nullptr) {
+      error(key, *node, requirement + found(*node));
+      return false;
+    }
+    const std::int64_t number = value->get();
+    if (number < min) {
+      error(key, *node, requirement + found_value(number));
+      return false;
+    }
+    if (number > max) {
+      error(key, *node, "must be at most " + std::to_string(max) + found_value(number));
+      return false;
+    }
+    out = static_cast<Integer>(number);
+    return true;
+  }
+
+  bool read_duration(std::string_view key, std::chrono::milliseconds& out, std::int64_t min_ms) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return false;
+    const std::string requirement = min_ms == 0
+                                        ? "must be a non-negative integer number of milliseconds"
+                                        : "must be a positive integer number of milliseconds";
+    const auto* value = node->as_integer();
+    if (value == nullptr) {
+      error(key, *node, requirement + found(*node));
+      return false;
+    }
+    if (value->get() < min_ms) {
+      error(key, *node, requirement + found_value(value->get()));
+      return false;
+    }
+    out = std::chrono::milliseconds(value->get());
+    return true;
+  }
+
+  enum class Range { kNonNegative, kPositive, kUnit };
+
+  // Accepts integers too, so `weight = 2` means 2.0.
+  bool read_number(std::string_view key, double& out, Range range) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return false;
+    const char* requirement = range == Range::kNonNegative ? "must be a non-negative number"
+                              : range == Range::kPositive  ? "must be a positive number"
+                                                           : "must be a number between 0 and 1";
+    double number = 0;
+    if (const auto* floating = node->as_floating_point()) {
+      number = floating->get();
+    } else if (const auto* integer = node->as_integer()) {
+      number = static_cast<double>(integer->get());
+    } else {
+      error(key, *node, requirement + found(*node));
+      return false;
+    }
+    const bool in_range =
+        std::isfinite(number) && (range == Range::kNonNegative ? number >= 0
+                                  : range == Range::kPositive  ? number > 0
+                                                               : number >= 0 && number <= 1);
+    if (!in_range) {
+      error(key, *node, requirement + found_value(number));
+      return false;
+    }
+    out = number;
+    return true;
+  }
+
+  // One of `allowed`; returns its index.
+  std::optional<std::size_t> read_enum(std::string_view key,
+                                       const std::vector<std::string_view>& allowed) {
+    std::string text;
+    if (!read_string(key, text)) return std::nullopt;
+    auto it = std::find(allowed.begin(), allowed.end(), text);
+    if (it != allowed.end()) return static_cast<std::size_t>(it - allowed.begin());
+    error(key, *find(key),
+          with_suggestion(
+              "unknown value " + in_quotes(text) + " (allowed: " + join(allowed, ", ") + ")", text,
+              allowed));
+    return std::nullopt;
+  }
+
+  const toml::array* read_array(std::string_view key, bool required) {
+    const toml::node* node = find(key);
+    if (node == nullptr) {
+      if (required) missing(key);
+      return nullptr;
+    }
+    const auto* array = node->as_array();
+    if (array == nullptr) error(key, *node, "must be an array" + found(*node));
+    return array;
+  }
+
+  const toml::table* read_table(std::string_view key) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return nullptr;
+    const auto* table = node->as_table();
+    if (table == nullptr) error(key, *node, "must be a table" + found(*node));
+    return table;
+  }
+
+ private:
+  const toml::table& table_;
+  std::string path_;
+  ErrorSink& sink_;
+};
+
+std::string indexed(std::string_view path, std::size_t index) {
+  return std::string(path) + "[" + std::to_string(index) + "]";
+}
+
+const std::vector<std::string_view> kTierNames = {"edge", "onprem", "cloud"};
+const std::vector<std::string_view> kStrategyNames = {"least_load", "latency", "cost", "weighted",
+                                                      "prefix_affinity"};
+const std::vector<std::string_view> kLogLevels = {"trace", "debug", "info", "warn", "error"};
+
+// Where the cross-references of the file sit, for errors found after every table is read.
+struct NamedAt {
+  std::string name;
+  Position at;
+  std::string key;
+};
+
+struct AliasLocations {
+  NamedAt name;
+  std::vector<NamedAt> target_backends;  // parallel to ModelAlias::targets
+  std::vector<NamedAt> target_models;
+  std::vector<NamedAt> fallbacks;  // parallel to ModelAlias::fallbacks
+  Position table;
+  std::string path;
+};
+
+class ConfigReader {
+ public:
+  ConfigReader(ErrorSink& sink, const EnvLookup& env, std::filesystem::path base_dir)
+      : sink_(sink), env_(env), base_dir_(std::move(base_dir)) {}
+
+  void read(const toml::table& root, Config& config) {
+    TableReader reader(root, "", sink_, {"server", "routing", "backends", "models"});
+    if (const auto* server = reader.read_table("server")) read_server(*server, config.server);
+    if (const auto* routing = reader.read_table("routing")) read_routing(*routing, config.routing);
+
+    const toml::array* backends = reader.read_array("backends", false);
+    if (backends != nullptr) {
+      backend_names_complete_ = for_each_table(
+          *backends, "backends", [&](const toml::table& table, const std::string& path) {
+            config.backends.push_back(read_backend(table, path));
+          });
+    } else if (reader.find("backends") != nullptr) {
+      backend_names_complete_ = false;  // already reported as not an array
+    }
+    if (config.backends.empty() && backend_names_complete_) {
+      sink_.add(position_of(backends ? static_cast<const toml::node&>(*backends) : root),
+                "backends", "at least one [[backends]] entry is required");
+    }
+
+    const toml::array* aliases = reader.read_array("models", false);
+    if (aliases != nullptr) {
+      alias_names_complete_ = for_each_table(
+          *aliases, "models", [&](const toml::table& table, const std::string& path) {
+            config.models.push_back(read_alias(table, path));
+          });
+    } else if (reader.find("models") != nullptr) {
+      alias_names_complete_ = false;
+    }
+    if (config.models.empty() && alias_names_complete_) {
+      sink_.add(position_of(aliases ? static_cast<const toml::node&>(*aliases) : root), "models",
+                "at least one [[models]] entry is required");
+    }
+
+    check_backend_names();
+    check_alias_references(config);
+    check_fallbacks(config);
+  }
+
+ private:
+  // Returns whether every element was a table.
+  template <typename Visit>
+  bool for_each_table(const toml::array& array, std::string_view path, Visit visit) {
+    bool all_tables = true;
+    for (std::size_t i = 0; i < array.size(); ++i) {
+      const std::string element_path = indexed(path, i);
+      if (const auto* table = array[i].as_table()) {
+        visit(*table, element_path);
+      } else {
+        sink_.add(position_of(array[i]), element_path, "must be a table" + found(array[i]));
+        all_tables = false;
+      }
+    }
+    return all_tables;
+  }
+
+  std::string resolve_path(const std::string& path) const {
+    if (path.empty() || std::filesystem::path(path).is_absolute()) return path;
+    return (base_dir_ / path).lexically_normal().string();
+  }
+
+  void read_server(const toml::table& table, ServerSettings& server) {
+    TableReader reader(
+        table, "server", sink_,
+        {"listen", "threads", "max_body_bytes", "max_header_bytes", "max_connections",
+         "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms", "write_timeout_ms",
+         "drain_timeout_ms", "access_log", "log_level"});
+    read_listen(reader, server);
+    reader.read_integer("threads", server.threads, 0);
+    reader.read_integer("max_body_bytes", server.max_body_bytes, 1);
+    reader.read_integer("max_header_bytes", server.max_header_bytes, 1);
+    reader.read_integer("max_connections", server.max_connections, 1);
+    reader.read_duration("header_timeout_ms", server.header_timeout, 1);
+    reader.read_duration("body_timeout_ms", server.body_timeout, 1);
+    reader.read_duration("idle_timeout_ms", server.idle_timeout, 1);
+    reader.read_duration("write_timeout_ms", server.write_timeout, 1);
+    reader.read_duration("drain_timeout_ms", server.drain_timeout, 1);
+    if (reader.read_string("access_log", server.access_log, false, false) &&
+        server.access_log != "stdout" && server.access_log != "off") {
+      server.access_log = resolve_path(server.access_log);
+    }
+    if (auto level = reader.read_enum("log_level", kLogLevels)) {
+      server.log_level = std::string(kLogLevels[*level]);
+    }
+  }
+
+  void read_listen(TableReader& reader, ServerSettings& server) {
+    const toml::node* node = reader.find("listen");
+    if (node == nullptr) return;
+    std::vector<std::pair<const toml::node*, std::string>> entries;
+    if (node->is_string()) {
+      entries.emplace_back(node, reader.key_path("listen"));
+    } else if (const auto* array = node->as_array()) {
+      if (array->empty()) reader.error("listen", *node, "must name at least one address");
+      for (std::size_t i = 0; i < array->size(); ++i) {
+        entries.emplace_back(&(*array)[i], indexed(reader.key_path("listen"), i));
+      }
+    } else {
+      reader.error("listen", *node, "must be an address string or an array of them" + found(*node));
+      return;
+    }
+    std::vector<Endpoint> listeners;
+    bool valid = !entries.empty();
+    for (const auto& [entry, path] : entries) {
+      const auto* text = entry->as_string();
+      if (text == nullptr) {
+        sink_.add(position_of(*entry), path, "must be a \"host:port\" string" + found(*entry));
+        valid = false;
+        continue;
+      }
+      auto endpoint = parse_endpoint(text->get());
+      if (!endpoint) {
+        sink_.add(position_of(*entry), path,
+                  "invalid listen address " + in_quotes(text->get()) +
+                      " (expected \"host:port\" or \"[ipv6]:port\")");
+        valid = false;
+        continue;
+      }
+      if (std::find(listeners.begin(), listeners.end(), *endpoint) != listeners.end()) {
+        sink_.add(position_of(*entry), path, "duplicate listen address " + in_quotes(text->get()));
+        valid = false;
+        continue;
+      }
+      listeners.push_back(*endpoint);
+    }
+    if (valid) server.listeners = std::move(listeners);
+  }
+
+  void read_routing(const toml::table& table, RoutingSettings& routing) {
+    TableReader reader(
+        table, "routing", sink_,
+        {"max_attempts", "retry_budget_ratio", "retry_budget_min_per_second", "max_retry_after_ms",
+         "breaker_failure_threshold", "breaker_open_duration_ms", "outlier_consecutive_5xx",
+         "outlier_ejection_ms", "latency_exploration", "prefix_affinity_bytes"});
+    using Range = TableReader::Range;
+    reader.read_integer("max_attempts", routing.max_attempts, 1);
+    reader.read_number("retry_budget_ratio", routing.retry_budget_ratio, Range::kUnit);
+    reader.read_integer("retry_budget_min_per_second", routing.retry_budget_min_per_second, 0);
+    reader.read_duration("max_retry_after_ms", routing.max_retry_after, 0);
+    reader.read_integer("breaker_failure_threshold", routing.breaker_failure_threshold, 1);
+    reader.read_duration("breaker_open_duration_ms", routing.breaker_open_duration, 1);
+    reader.read_integer("outlier_consecutive_5xx", routing.outlier_consecutive_5xx, 1);
+    reader.read_duration("outlier_ejection_ms", routing.outlier_ejection, 1);
+    reader.read_number("latency_exploration", routing.latency_exploration, Range::kUnit);
+    reader.read_integer("prefix_affinity_bytes", routing.prefix_affinity_bytes, 1);
+  }
+
+  Backend read_backend(const toml::table& table, const std::string& path) {
+    TableReader reader(table, path, sink_,
+                       {"name", "base_url", "api_key_env", "tier", "region", "price_input_per_mtok",
+                        "price_output_per_mtok", "max_concurrency", "weight", "connect_timeout_ms",
+                        "first_byte_timeout_ms", "idle_timeout_ms", "request_timeout_ms", "ca_file",
+                        "health_path", "health_interval_ms", "models"});
+    using Range = TableReader::Range;
+    Backend backend;
+    if (reader.read_string("name", backend.name, true, false)) {
+      backend_names_.push_back(
+          {backend.name, position_of(*reader.find("name")), reader.key_path("name")});
+    } else {
+      backend_names_.push_back({"", reader.position(), reader.key_path("name")});
+      backend_names_complete_ = false;
+    }
+    if (reader.read_string("base_url", backend.base_url, true, false)) {
+      read_base_url(reader, backend);
+    }
+    if (reader.read_string("api_key_env", backend.api_key_env) && !backend.api_key_env.empty()) {
+      auto key = env_(backend.api_key_env);
+      if (!key) {
+        reader.error("api_key_env", *reader.find("api_key_env"),
+                     "environment variable " + in_quotes(backend.api_key_env) + " is not set");
+      } else if (key->empty()) {
+        reader.error("api_key_env", *reader.find("api_key_env"),
+                     "environment variable " + in_quotes(backend.api_key_env) + " is empty");
+      } else {
+        backend.api_key = std::move(*key);
+      }
+    }
+    if (auto tier = reader.read_enum("tier", kTierNames)) backend.tier = static_cast<Tier>(*tier);
+    reader.read_string("region", backend.region);
+    reader.read_number("price_input_per_mtok", backend.price_input_per_mtok, Range::kNonNegative);
+    reader.read_number("price_output_per_mtok", backend.price_output_per_mtok, Range::kNonNegative);
+    reader.read_integer("max_concurrency", backend.max_concurrency, 1);
+    reader.read_number("weight", backend.weight, Range::kPositive);
+    reader.read_duration("connect_timeout_ms", backend.connect_timeout, 1);
+    reader.read_duration("first_byte_timeout_ms", backend.first_byte_timeout, 1);
+    reader.read_duration("idle_timeout_ms", backend.idle_timeout, 1);
+    reader.read_duration("request_timeout_ms", backend.request_timeout, 1);
+    if (reader.read_string("ca_file", backend.ca_file) && !backend.ca_file.empty()) {
+      backend.ca_file = resolve_path(backend.ca_file);
+      std::ifstream file(backend.ca_file);
+      if (!file) {
+        reader.error("ca_file", *reader.find("ca_file"),
+                     "cannot read " + in_quotes(backend.ca_file) + ": " + std::strerror(errno));
+      }
+    }
+    if (reader.read_string("health_path", backend.health_path) && !backend.health_path.empty() &&
+        backend.health_path.front() != '/') {
+      reader.error("health_path", *reader.find("health_path"),
+                   "must start with '/' or be empty to disable health checks");
+    }
+    reader.read_duration("health_interval_ms", backend.health_interval, 1);
+    const std::size_t errors_before = sink_.count();
+    read_served_models(reader, backend);
+    models_complete_.push_back(sink_.count() == errors_before);
+    return backend;
+  }
+
+  void read_base_url(TableReader& reader, Backend& backend) {
+    const toml::node& node = *reader.find("base_url");
+    auto fail = [&](std::string_view why) {
+      reader.error("base_url", node,
+                   "invalid base_url " + in_quotes(backend.base_url) + ": " + std::string(why));
+    };
+    auto parsed = boost::urls::parse_absolute_uri(backend.base_url);
+    if (!parsed) return fail("not an absolute URL");
+    const boost::urls::url_view& url = *parsed;
+    if (url.scheme_id() == boost::urls::scheme::https) {
+      backend.tls = true;
+    } else if (url.scheme_id() != boost::urls::scheme::http) {
+      return fail("scheme must be http or https");
+    }
+    if (!url.has_authority() || url.encoded_host().empty()) return fail("missing host");
+    if (url.has_userinfo()) return fail("credentials belong in api_key_env, not the URL");
+    if (url.has_query() || url.has_fragment()) return fail("must not have a query or fragment");
+    backend.host = url.host_address();
+    backend.port = backend.tls ? 443 : 80;
+    if (url.has_port()) {
+      const std::string_view port_text = url.port();
+      unsigned port = 0;
+      auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+      if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
+          port > 65535) {
+        return fail("port must be 1-65535");
+      }
+      backend.port = static_cast<std::uint16_t>(port);
+    }
+    backend.base_path = std::string(url.encoded_path());
+    while (!backend.base_path.empty() && backend.base_path.back() == '/') {
+      backend.base_path.pop_back();
+    }
+  }
+
+  void read_served_models(TableReader& reader, Backend& backend) {
+    const toml::array* models = reader.read_array("models", true);
+    if (models == nullptr) return;
+    if (models->empty()) {
+      reader.error("models", *reader.find("models"), "must list at least one model");
+      return;
+    }
+    std::set<std::string, std::less<>> seen;
+    for (std::size_t i = 0; i < models->size(); ++i) {
+      const toml::node& entry = (*models)[i];
+      const std::string path = indexed(reader.key_path("models"), i);
+      ServedModel model;
+      Position name_at = position_of(entry);
+      std::string name_path = path;
+      if (const auto* name = entry.as_string()) {
+        if (name->get().empty()) {
+          sink_.add(name_at, path, "must not be empty");
+          continue;
+        }
+        model.name = name->get();
+      } else if (const auto* table = entry.as_table()) {
+        TableReader model_reader(*table, path, sink_, {"name", "upstream_name"});
+        if (!model_reader.read_string("name", model.name, true, false)) continue;
+        name_at = position_of(*model_reader.find("name"));
+        name_path = model_reader.key_path("name");
+        model_reader.read_string("upstream_name", model.upstream_name, false, false);
+      } else {
+        sink_.add(name_at, path, "must be a table { name = ... } or a model name" + found(entry));
+        continue;
+      }
+      if (model.upstream_name.empty()) model.upstream_name = model.name;
+      if (!seen.insert(model.name).second) {
+        sink_.add(
+            name_at, name_path,
+            "duplicate model " + in_quotes(model.name) + " in backend " + in_quotes(backend.name));
+        continue;
+      }
+      backend.models.push_back(std::move(model));
+    }
+  }
+
+  ModelAlias read_alias(const toml::table& table, const std::string& path) {
+    TableReader reader(table, path, sink_,
+                       {"name", "strategy", "targets", "fallbacks", "max_latency_ms", "owned_by"});
+    ModelAlias alias;
+    AliasLocations locations;
+    locations.table = reader.position();
+    locations.path = path;
+    if (reader.read_string("name", alias.name, true, false)) {
+      locations.name = {alias.name, position_of(*reader.find("name")), reader.key_path("name")};
+    } else {
+      locations.name = {"", reader.position(), reader.key_path("name")};
+      alias_names_complete_ = false;
+    }
+    if (auto strategy = reader.read_enum("strategy", kStrategyNames)) {
+      alias.strategy = static_cast<Strategy>(*strategy);
+    }
+    if (const toml::array* targets = reader.read_array("targets", true)) {
+      if (targets->empty()) {
+        reader.error("targets", *reader.find("targets"), "must list at least one target");
+      }
+      for (std::size_t i = 0; i < targets->size(); ++i) {
+        const toml::node& entry = (*targets)[i];
+        const std::string target_path = indexed(reader.key_path("targets"), i);
+        const auto* target_table = entry.as_table();
+        if (target_table == nullptr) {
+          sink_.add(position_of(entry), target_path,
+                    "must be a table { backend = ..., model = ... }" + found(entry));
+          continue;
+        }
+        TableReader target_reader(*target_table, target_path, sink_, {"backend", "model"});
+        AliasTarget target;
+        const bool has_backend = target_reader.read_string("backend", target.backend, true, false);
+        const bool has_model = target_reader.read_string("model", target.model, true, false);
+        if (!has_backend || !has_model) continue;
+        locations.target_backends.push_back({target.backend,
+                                             position_of(*target_reader.find("backend")),
+                                             target_reader.key_path("backend")});
+        locations.target_models.push_back({target.model, position_of(*target_reader.find("model")),
+                                           target_reader.key_path("model")});
+        alias.targets.push_back(std::move(target));
+      }
+    }
+    if (const toml::array* fallbacks = reader.read_array("fallbacks", false)) {
+      for (std::size_t i = 0; i < fallbacks->size(); ++i) {
+        const toml::node& entry = (*fallbacks)[i];
+        const std::string fallback_path = indexed(reader.key_path("fallbacks"), i);
+        const auto* name = entry.as_string();
+        if (name == nullptr) {
+          sink_.add(position_of(entry), fallback_path, "must be an alias name" + found(entry));
+          continue;
+        }
+        locations.fallbacks.push_back({name->get(), position_of(entry), fallback_path});
+        alias.fallbacks.push_back(name->get());
+      }
+    }
+    // 0 means unset, which only the cost strategy cannot do without.
+    const bool latency_valid = reader.read_duration("max_latency_ms", alias.max_latency, 0);
+    if (alias.strategy == Strategy::kCost && alias.max_latency.count() == 0) {
+      if (const toml::node* node = reader.find("max_latency_ms")) {
+        if (latency_valid) {
+          reader.error("max_latency_ms", *node, "must be positive when strategy is 'cost'");
+        }
+      } else {
+        sink_.add(reader.position(), reader.key_path("max_latency_ms"),
+                  "is required when strategy is 'cost'");
+      }
+    }
+    reader.read_string("owned_by", alias.owned_by, false, false);
+    alias_locations_.push_back(std::move(locations));
+    return alias;
+  }
+
+  void check_backend_names() {
+    std::map<std::string, std::size_t, std::less<>> first_by_name;
+    for (std::size_t i = 0; i < backend_names_.size(); ++i) {
+      const NamedAt& name = backend_names_[i];
+      if (name.name.empty()) continue;
+      auto [it, inserted] = first_by_name.emplace(name.name, i);
+      if (!inserted) {
+        sink_.add(name.at, name.key,
+                  "duplicate backend name " + in_quotes(name.name) + " (first defined at line " +
+                      std::to_string(backend_names_[it->second].at.line) + ")");
+      }
+    }
+  }
+
+  std::vector<std::string_view> backend_names(const Config& config) const {
+    std::vector<std::string_view> names;
+    for (const Backend& backend : config.backends) {
+      if (!backend.name.empty()) names.push_back(backend.name);
+    }
+    return names;
+  }
+
+  void check_alias_references(const Config& config) {
+    const std::vector<std::string_view> known_backends = backend_names(config);
+    std::map<std::string, std::size_t, std::less<>> first_by_name;
+    for (std::size_t a = 0; a < config.models.size(); ++a) {
+      const ModelAlias& alias = config.models[a];
+      const AliasLocations& locations = alias_locations_[a];
+      if (!alias.name.empty()) {
+        auto [it, inserted] = first_by_name.emplace(alias.name, a);
+        if (!inserted) {
+          sink_.add(locations.name.at, locations.name.key,
+                    "duplicate alias name " + in_quotes(alias.name) + " (first defined at line " +
+                        std::to_string(alias_locations_[it->second].name.at.line) + ")");
+        }
+      }
+      std::set<std::pair<std::string_view, std::string_view>> seen_targets;
+      for (std::size_t t = 0; t < alias.targets.size(); ++t) {
+        const AliasTarget& target = alias.targets[t];
+        const Backend* backend = config.find_backend(target.backend);
+        // A reference into a part of the file that is already reported broken would only repeat
+        // that error.
+        if (backend == nullptr && (!backend_names_complete_ || config.backends.empty())) continue;
+        if (backend != nullptr && !models_complete_[backend - config.backends.data()]) continue;
+        if (backend == nullptr) {
+          const NamedAt& at = locations.target_backends[t];
+          sink_.add(at.at, at.key,
+                    with_suggestion("unknown backend " + in_quotes(target.backend) +
+                                        " (known: " + join(known_backends, ", ") + ")",
+                                    target.backend, known_backends));
+          continue;
+        }
+        if (backend->find_model(target.model) == nullptr) {
+          std::vector<std::string_view> served;
+          for (const ServedModel& model : backend->models) served.push_back(model.name);
+          const NamedAt& at = locations.target_models[t];
+          sink_.add(
+              at.at, at.key,
+              with_suggestion("backend " + in_quotes(backend->name) + " does not serve model " +
+                                  in_quotes(target.model) + " (serves: " + join(served, ", ") + ")",
+                              target.model, served));
+          continue;
+        }
+        if (!seen_targets.emplace(target.backend, target.model).second) {
+          const NamedAt& at = locations.target_backends[t];
+          sink_.add(at.at, indexed(locations.path + ".targets", t),
+                    "duplicate target " + in_quotes(target.backend + "/" + target.model));
+        }
+      }
+    }
+  }
+
+  void check_fallbacks(const Config& config) {
+    std::vector<std::string_view> alias_names;
+    for (const ModelAlias& alias : config.models) {
+      if (!alias.name.empty()) alias_names.push_back(alias.name);
+    }
+    // Only well-formed edges take part in the cycle search, so each problem is reported once.
+    std::vector<std::vector<std::pair<std::size_t, std::size_t>>> edges(config.models.size());
+    for (std::size_t a = 0; a < config.models.size(); ++a) {
+      const ModelAlias& alias = config.models[a];
+      std::set<std::string_view> seen;
+      for (std::size_t f = 0; f < alias.fallbacks.size(); ++f) {
+        const std::string& fallback = alias.fallbacks[f];
+        const NamedAt& at = alias_locations_[a].fallbacks[f];
+        if (fallback == alias.name) {
+          sink_.add(at.at, at.key, "alias " + in_quotes(alias.name) + " falls back to itself");
+          continue;
+        }
+        if (!seen.insert(fallback).second) {
+          sink_.add(at.at, at.key, "duplicate fallback " + in_quotes(fallback));
+          continue;
+        }
+        auto it = std::find_if(config.models.begin(), config.models.end(),
+                               [&](const ModelAlias& other) { return other.name == fallback; });
+        if (it == config.models.end()) {
+          if (!alias_names_complete_) continue;
+          sink_.add(at.at, at.key,
+                    with_suggestion("unknown alias " + in_quotes(fallback) +
+                                        " (known: " + join(alias_names, ", ") + ")",
+                                    fallback, alias_names));
+          continue;
+        }
+        edges[a].emplace_back(static_cast<std::size_t>(it - config.models.begin()), f);
+      }
+    }
+    find_cycles(config, edges);
+  }
+
+  // Depth-first search; every back edge closes one cycle, reported at the fallback entry that
+  // closes it as "a -> b -> a".
+  void find_cycles(const Config& config,
+                   const std::vector<std::vector<std::pair<std::size_t, std::size_t>>>& edges) {
+    enum class Mark { kUnvisited, kOnStack, kDone };
+    std::vector<Mark> marks(config.models.size(), Mark::kUnvisited);
+    std::vector<std::size_t> stack;
+    std::function<void(std::size_t)> visit = [&](std::size_t node) {
+      marks[node] = Mark::kOnStack;
+      stack.push_back(node);
+      for (const auto& [next, fallback_index] : edges[node]) {
+        if (marks[next] == Mark::kOnStack) {
+          auto start = std::find(stack.begin(), stack.end(), next);
+          std::string cycle;
+          for (auto it = start; it != stack.end(); ++it) {
+            cycle += config.models[*it].name + " -> ";
+          }
+          cycle += config.models[next].name;
+          const NamedAt& at = alias_locations_[node].fallbacks[fallback_index];
+          sink_.add(at.at, at.key, "fallback cycle: " + cycle);
+        } else if (marks[next] == Mark::kUnvisited) {
+          visit(next);
+        }
+      }
+      stack.pop_back();
+      marks[node] = Mark::kDone;
+    };
+    for (std::size_t a = 0; a < config.models.size(); ++a) {
+      if (marks[a] == Mark::kUnvisited) visit(a);
+    }
+  }
+
+  ErrorSink& sink_;
+  const EnvLookup& env_;
+  std::filesystem::path base_dir_;
+  std::vector<NamedAt> backend_names_;  // parallel to Config::backends
+  std::vector<bool> models_complete_;   // parallel to Config::backends: models read without error
+  bool backend_names_complete_ = true;  // every [[backends]] entry has a valid name
+  bool alias_names_complete_ = true;    // every [[models]] entry has a valid name
+  std::vector<AliasLocations> alias_locations_;  // parallel to Config::models
+};
+
+LoadResult load(std::string_view text, std::string source_name, const EnvLookup& env) {
+  LoadResult result;
+  ErrorSink sink(source_name, result.errors);
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& error) {
+    sink.add(position_of(error.source()), "", std::string(error.description()));
+    return result;
+  }
+  Config config;
+  config.source = source_name;
+  ConfigReader reader(sink, env, std::filesystem::path(source_name).parent_path());
+  reader.read(root, config);
+  std::stable_sort(result.errors.begin(), result.errors.end(),
+                   [](const ConfigError& a, const ConfigError& b) {
+                     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                   });
+  if (result.errors.empty()) result.config = std::move(config);
+  return result;
+}
+
+}  // namespace
+
+std::string_view to_string(Tier tier) { return kTierNames[static_cast<std::size_t>(tier)]; }
+
+std::string_view to_string(Strategy strategy) {
+  return kStrategyNames[static_cast<std::size_t>(strategy)];
+}
+
+std::optional<Endpoint> parse_endpoint(std::string_view text) {
+  std::string_view host;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+    if (host.find(':') == std::string_view::npos) return std::nullopt;
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;  // bare IPv6
+  }
+  if (host.empty() || port_text.empty()) return std::nullopt;
+  const bool host_ok = std::all_of(host.begin(), host.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+           c == '_' || c == '%';
+  });
+  if (!host_ok) return std::nullopt;
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return std::nullopt;
+  }
+  return Endpoint{std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+std::string to_string(const Endpoint& endpoint) {
+  const bool ipv6 = endpoint.host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + endpoint.host + "]" : endpoint.host) + ":" + std::to_string(endpoint.port);
+}
+
+const ServedModel* Backend::find_model(std::string_view name) const {
+  for (const ServedModel& model : models) {
+    if (model.name == name) return &model;
+  }
+  return nullptr;
+}
+
+const Backend* Config::find_backend(std::string_view name) const {
+  for (const Backend& backend : backends) {
+    if (backend.name == name) return &backend;
+  }
+  return nullptr;
+}
+
+const ModelAlias* Config::find_alias(std::string_view name) const {
+  for (const ModelAlias& alias : models) {
+    if (alias.name == name) return &alias;
+  }
+  return nullptr;
+}
+
+std::string ConfigError::to_string() const {
+  std::string out = source;
+  if (line > 0) {
+    out += ":" + std::to_string(line);
+    if (column > 0) out += ":" + std::to_string(column);
+  }
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  out += message;
+  return out;
+}
+
+std::string format_errors(const std::vector<ConfigError>& errors) {
+  std::string out;
+  for (const ConfigError& error : errors) out += error.to_string() + "\n";
+  return out;
+}
+
+EnvLookup process_environment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+LoadResult load_config_file(const std::string& path, const EnvLookup& env) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    LoadResult result;
+    result.errors.push_back(
+        ConfigError{path, 0, 0, "", std::string("cannot read file: ") + std::strerror(errno)});
+    return result;
+  }
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  return load(contents.str(), path, env);
+}
+
+LoadResult load_config_string(std::string_view toml_text, std::string source_name,
+                              const EnvLookup& env) {
+  return load(toml_text, std::move(source_name), env);
+}
+
+}  // namespace redline::config

@@ -1,0 +1,210 @@
+#pragma once
+// Gateway configuration: the TOML file an operator writes, checked in full before the gateway
+// starts. Loading never throws: it returns either a complete Config or every problem found, each
+// with file, line, column and the dotted key, so one `redline config check FILE` run shows the
+// operator everything to fix.
+//
+// File layout (examples/reference.toml lists every key with its default):
+//
+//   [server]                        # optional table; every key optional
+//   listen = "127.0.0.1:8080"       # "host:port", "[v6]:port", or an array of them; port 0 = any
+//   threads = 0                     # 0 = one per core
+//   max_body_bytes = 10485760
+//   max_header_bytes = 16384
+//   max_connections = 10000
+//   header_timeout_ms = 10000       # every duration is an integer number of milliseconds and its
+//   body_timeout_ms = 30000         # key ends in _ms
+//   idle_timeout_ms = 60000
+//   write_timeout_ms = 30000
+//   drain_timeout_ms = 30000
+//   access_log = "stdout"           # "stdout" | "off" | a file path
+//   log_level = "info"              # trace | debug | info | warn | error
+//
+//   [routing]                       # optional table; every key optional
+//   max_attempts = 3                # >= 1
+//   retry_budget_ratio = 0.2        # in [0, 1]
+//   retry_budget_min_per_second = 10
+//   max_retry_after_ms = 5000       # >= 0
+//   breaker_failure_threshold = 5
+//   breaker_open_duration_ms = 10000
+//   outlier_consecutive_5xx = 5
+//   outlier_ejection_ms = 30000
+//   latency_exploration = 0.05      # in [0, 1]
+//   prefix_affinity_bytes = 2048
+//
+//   [[backends]]                    # at least one
+//   name = "edge"                   # required, unique
+//   base_url = "http://127.0.0.1:9101/v1"   # required, http or https with a host
+//   tier = "edge"                   # edge | onprem | cloud (default cloud)
+//   region = "eu-west"
+//   api_key_env = "EDGE_KEY"        # the key itself is read from this environment variable
+//   price_input_per_mtok = 0.0      # USD per million tokens, >= 0
+//   price_output_per_mtok = 0.0
+//   max_concurrency = 64            # > 0
+//   weight = 1.0                    # > 0, used by the "weighted" strategy
+//   connect_timeout_ms = 2000
+//   first_byte_timeout_ms = 60000
+//   idle_timeout_ms = 30000
+//   request_timeout_ms = 600000
+//   ca_file = ""                    # PEM bundle; "" = system trust store
+//   health_path = "/models"         # "" disables active health checks
+//   health_interval_ms = 5000
+//   models = [ { name = "llama-3.1-8b" }, { name = "embed", upstream_name = "nomic-embed-text" } ]
+//                                   # required, non-empty; a plain string "x" means { name = "x" }
+//
+//   [[models]]                      # aliases clients can send as "model"; at least one
+//   name = "chat"                   # required, unique
+//   strategy = "least_load"         # least_load | latency | cost | weighted | prefix_affinity
+//   targets = [ { backend = "edge", model = "llama-3.1-8b" } ]   # required, non-empty
+//   fallbacks = ["chat-cloud"]      # aliases tried in order when no target can serve; no cycles
+//   max_latency_ms = 2000           # required (> 0) when strategy = "cost"
+//   owned_by = "redline"
+//
+// Relative paths (ca_file, access_log) are resolved against the directory of the config file.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace redline::config {
+
+enum class Tier { kEdge, kOnprem, kCloud };
+enum class Strategy { kLeastLoad, kLatency, kCost, kWeighted, kPrefixAffinity };
+
+// The spelling used in the config file: "edge", "onprem", "cloud"; "least_load", "latency", ...
+std::string_view to_string(Tier tier);
+std::string_view to_string(Strategy strategy);
+
+// A host and port. IPv6 hosts are stored without brackets ("::1").
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+// Parses "127.0.0.1:8080", "[::1]:8080" or "localhost:80". The port is required (0-65535).
+std::optional<Endpoint> parse_endpoint(std::string_view text);
+// The inverse of parse_endpoint: IPv6 hosts get their brackets back.
+std::string to_string(const Endpoint& endpoint);
+
+struct ServerSettings {
+  std::vector<Endpoint> listeners{Endpoint{"127.0.0.1", 8080}};
+  std::size_t threads = 0;  // 0 = number of cores
+  std::size_t max_body_bytes = 10 * 1024 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_connections = 10000;
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds body_timeout{30000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds write_timeout{30000};
+  std::chrono::milliseconds drain_timeout{30000};
+  std::string access_log = "stdout";  // "stdout" | "off" | file path
+  std::string log_level = "info";     // trace | debug | info | warn | error
+};
+
+struct RoutingSettings {
+  int max_attempts = 3;                  // attempts per request across retries (>= 1)
+  double retry_budget_ratio = 0.2;       // retries may add at most this share of requests...
+  int retry_budget_min_per_second = 10;  // ...but at least this many per second
+  std::chrono::milliseconds max_retry_after{5000};  // a longer 429 Retry-After is not waited for
+  int breaker_failure_threshold = 5;  // consecutive failures that open a backend's breaker
+  std::chrono::milliseconds breaker_open_duration{10000};
+  int outlier_consecutive_5xx = 5;  // passive ejection
+  std::chrono::milliseconds outlier_ejection{30000};
+  double latency_exploration = 0.05;         // share the latency strategy sends to a random backend
+  std::size_t prefix_affinity_bytes = 2048;  // prompt bytes hashed for prefix affinity
+};
+
+struct ServedModel {
+  std::string name;           // as referenced by alias targets
+  std::string upstream_name;  // sent to the backend; equals name unless configured
+};
+
+struct Backend {
+  std::string name;
+  std::string base_url;     // as written, e.g. "https://api.openai.com/v1"
+  bool tls = false;         // scheme is https
+  std::string host;         // from base_url, IPv6 without brackets
+  std::uint16_t port = 0;   // from base_url, default 80 / 443
+  std::string base_path;    // path of base_url without trailing slash, e.g. "/v1" ("" if none)
+  std::string api_key_env;  // name of the env var holding the key ("" = none)
+  std::string api_key;      // resolved from the environment at load time, never from the file
+  Tier tier = Tier::kCloud;
+  std::string region;               // free text, e.g. "eu-west-1"
+  double price_input_per_mtok = 0;  // USD per million tokens
+  double price_output_per_mtok = 0;
+  int max_concurrency = 64;
+  double weight = 1.0;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds first_byte_timeout{60000};
+  std::chrono::milliseconds idle_timeout{30000};
+  std::chrono::milliseconds request_timeout{600000};
+  std::string ca_file;  // PEM bundle for TLS verification ("" = system store); readable at load
+  std::string health_path = "/models";  // GET base_path + health_path; "" disables active checks
+  std::chrono::milliseconds health_interval{5000};
+  std::vector<ServedModel> models;  // at least one, names unique
+
+  const ServedModel* find_model(std::string_view name) const;
+};
+
+struct AliasTarget {
+  std::string backend;  // a Backend.name
+  std::string model;    // a ServedModel.name of that backend
+};
+
+struct ModelAlias {
+  std::string name;  // what clients send as "model"
+  Strategy strategy = Strategy::kLeastLoad;
+  std::vector<AliasTarget> targets;          // at least one
+  std::vector<std::string> fallbacks;        // other aliases tried in order; never cyclic
+  std::chrono::milliseconds max_latency{0};  // latency bound of the cost strategy (> 0 for cost)
+  std::string owned_by = "redline";          // shown in /v1/models
+};
+
+// A Config returned by a load is valid: every cross-reference (alias → backend → model, alias →
+// fallback alias) resolves, so consumers need not re-check them.
+struct Config {
+  std::string source;  // file path it came from
+  ServerSettings server;
+  RoutingSettings routing;
+  std::vector<Backend> backends;
+  std::vector<ModelAlias> models;
+
+  const Backend* find_backend(std::string_view name) const;
+  const ModelAlias* find_alias(std::string_view name) const;
+};
+
+struct ConfigError {
+  std::string source;  // file name
+  int line = 0;        // 1-based; 0 when unknown
+  int column = 0;
+  std::string key;      // dotted path, e.g. "backends[1].max_concurrency"; "" for syntax errors
+  std::string message;  // e.g. "must be a positive integer (found -3)"
+
+  // "quickstart.toml:12:3: backends[1].max_concurrency: must be a positive integer (found -3)"
+  std::string to_string() const;
+};
+
+// One error per line, each ending in '\n'; "" for no errors.
+std::string format_errors(const std::vector<ConfigError>& errors);
+
+// Looks up an environment variable; injected so tests need not touch the process environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_environment();  // std::getenv
+
+struct LoadResult {
+  std::optional<Config> config;     // set only when errors is empty
+  std::vector<ConfigError> errors;  // every error found, in file order
+};
+
+LoadResult load_config_file(const std::string& path, const EnvLookup& env = process_environment());
+// source_name is used in error messages and as the base for relative paths.
+LoadResult load_config_string(std::string_view toml_text, std::string source_name,
+                              const EnvLookup& env = process_environment());
+
+}  // namespace redline::config
