@@ -307,6 +307,17 @@ class TableReader {
   ErrorSink& sink_;
 };
 
+// Drops empty and repeated names, keeping the first occurrence's order, for "(known: ...)" lists.
+void distinct_names(std::vector<std::string_view>& names) {
+  std::vector<std::string_view> distinct;
+  for (std::string_view name : names) {
+    if (!name.empty() && std::find(distinct.begin(), distinct.end(), name) == distinct.end()) {
+      distinct.push_back(name);
+    }
+  }
+  names = std::move(distinct);
+}
+
 std::string indexed(std::string_view path, std::size_t index) {
   return std::string(path) + "[" + std::to_string(index) + "]";
 }
@@ -344,10 +355,11 @@ class ConfigReader {
 
     const toml::array* backends = reader.read_array("backends", false);
     if (backends != nullptr) {
-      backend_names_complete_ = for_each_table(
+      const bool all_tables = for_each_table(
           *backends, "backends", [&](const toml::table& table, const std::string& path) {
             config.backends.push_back(read_backend(table, path));
           });
+      if (!all_tables) backend_names_complete_ = false;
     } else if (reader.find("backends") != nullptr) {
       backend_names_complete_ = false;  // already reported as not an array
     }
@@ -358,10 +370,11 @@ class ConfigReader {
 
     const toml::array* aliases = reader.read_array("models", false);
     if (aliases != nullptr) {
-      alias_names_complete_ = for_each_table(
+      const bool all_tables = for_each_table(
           *aliases, "models", [&](const toml::table& table, const std::string& path) {
             config.models.push_back(read_alias(table, path));
           });
+      if (!all_tables) alias_names_complete_ = false;
     } else if (reader.find("models") != nullptr) {
       alias_names_complete_ = false;
     }
@@ -705,16 +718,10 @@ class ConfigReader {
     }
   }
 
-  std::vector<std::string_view> backend_names(const Config& config) const {
-    std::vector<std::string_view> names;
-    for (const Backend& backend : config.backends) {
-      if (!backend.name.empty()) names.push_back(backend.name);
-    }
-    return names;
-  }
-
   void check_alias_references(const Config& config) {
-    const std::vector<std::string_view> known_backends = backend_names(config);
+    std::vector<std::string_view> known_backends;
+    for (const Backend& backend : config.backends) known_backends.push_back(backend.name);
+    distinct_names(known_backends);
     std::map<std::string, std::size_t, std::less<>> first_by_name;
     for (std::size_t a = 0; a < config.models.size(); ++a) {
       const ModelAlias& alias = config.models[a];
@@ -765,9 +772,8 @@ class ConfigReader {
 
   void check_fallbacks(const Config& config) {
     std::vector<std::string_view> alias_names;
-    for (const ModelAlias& alias : config.models) {
-      if (!alias.name.empty()) alias_names.push_back(alias.name);
-    }
+    for (const ModelAlias& alias : config.models) alias_names.push_back(alias.name);
+    distinct_names(alias_names);
     // Only well-formed edges take part in the cycle search, so each problem is reported once.
     std::vector<std::vector<std::pair<std::size_t, std::size_t>>> edges(config.models.size());
     for (std::size_t a = 0; a < config.models.size(); ++a) {

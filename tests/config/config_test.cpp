@@ -517,6 +517,53 @@ targets = [{ backend = "edg", model = "llama" },
   EXPECT_EQ(model->message, "backend 'cloud' does not serve model 'llama' (serves: gpt)");
 }
 
+TEST(ConfigErrors, BrokenDefinitionsDoNotCascadeIntoReferenceErrors) {
+  // The backend's model list is broken, so "does not serve" would only repeat that.
+  const LoadResult models = load(R"([[backends]]
+name = "edge"
+base_url = "http://h"
+models = [{ nam = "llama" }]
+[[models]]
+name = "chat"
+targets = [{ backend = "edge", model = "llama" }]
+)");
+  ASSERT_EQ(models.errors.size(), 2u) << describe(models);
+  EXPECT_EQ(error_for(models, "backends[0].models[0].nam")->line, 4);
+  EXPECT_EQ(error_for(models, "backends[0].models[0].name")->message, "is required");
+  // A backend without a valid name may be the one a target means.
+  expect_single_error(load(minimal_plus(R"([[backends]]
+name = 7
+base_url = "http://h"
+models = ["m"]
+[[models]]
+name = "other"
+targets = [{ backend = "mystery", model = "m" }]
+)")),
+                      "backends[1].name", 11, "must be a string (found an integer)");
+  // Likewise an alias entry that is not a table may be the fallback someone names.
+  expect_single_error(
+      load(
+          R"(models = [3, { name = "chat", fallbacks = ["gone"], targets = [{ backend = "edge", model = "llama" }] }]
+[[backends]]
+name = "edge"
+base_url = "http://h"
+models = ["llama"]
+)"),
+      "models[0]", 1, "must be a table (found an integer)");
+  // A repeated backend name is listed once among the known ones.
+  const LoadResult duplicate = load(minimal_plus(R"([[backends]]
+name = "edge"
+base_url = "http://h"
+models = ["m"]
+[[models]]
+name = "other"
+targets = [{ backend = "egde", model = "m" }]
+)"));
+  ASSERT_EQ(duplicate.errors.size(), 2u) << describe(duplicate);
+  EXPECT_EQ(error_for(duplicate, "models[1].targets[0].backend")->message,
+            "unknown backend 'egde' (known: edge); did you mean 'edge'?");
+}
+
 TEST(ConfigErrors, FallbacksMustNameOtherAliasesWithoutCycles) {
   const std::string targets = "targets = [{ backend = \"edge\", model = \"llama\" }]\n";
   auto alias = [&](std::string_view name, std::string_view fallbacks) {
