@@ -5,6 +5,7 @@
 #   3. end-to-end and SDK compatibility tests (node --test) against build/redline
 #   4. ASan/UBSan build into build-asan/ and its unit tests
 #   5. libFuzzer build into build-fuzz/ (clang-14), each target for FUZZ_SECONDS over its corpus
+# REDLINE_BUILD_DIR, REDLINE_ASAN_BUILD_DIR and REDLINE_FUZZ_BUILD_DIR rename the build trees.
 # Every stage runs even when an earlier one failed, so one run reports everything. Exits non-zero
 # on any failure; the last line is "N passed, N failed" over all tests run.
 set -uo pipefail
@@ -13,6 +14,11 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 jobs="${REDLINE_JOBS:-2}"
+# Build directories, relative to the repo root; overridable so a developer's run does not touch
+# someone else's build tree.
+build_dir="${REDLINE_BUILD_DIR:-build}"
+asan_build_dir="${REDLINE_ASAN_BUILD_DIR:-build-asan}"
+fuzz_build_dir="${REDLINE_FUZZ_BUILD_DIR:-build-fuzz}"
 fuzz_seconds="${FUZZ_SECONDS:-20}"
 node_test_timeout_ms="${NODE_TEST_TIMEOUT_MS:-120000}"
 log_dir="$(mktemp -d "${TMPDIR:-/tmp}/redline-test.XXXXXX")"
@@ -73,8 +79,8 @@ if [[ "${REDLINE_SKIP_DEPS:-0}" != 1 ]]; then
 fi
 
 # ---- 2. Release build and unit tests ------------------------------------------------------------
-if build_stage "build (Release)" build; then
-  run_ctest "unit tests (Release)" build
+if build_stage "build (Release)" "$build_dir"; then
+  run_ctest "unit tests (Release)" "$build_dir"
 fi
 
 # ---- 3. end-to-end and SDK tests --------------------------------------------------------------
@@ -88,7 +94,7 @@ else
   tap="$log_dir/node.tap"
   # Each test binds ports it picked itself (port 0), so files may run side by side; the processes
   # they start mostly sleep, so a concurrency above the core count is fine.
-  REDLINE_BIN="$repo_root/build/redline" node --test \
+  REDLINE_BIN="$repo_root/$build_dir/redline" node --test \
     --test-concurrency="${NODE_TEST_CONCURRENCY:-3}" \
     --test-timeout="$node_test_timeout_ms" \
     --test-reporter=spec --test-reporter-destination=stdout \
@@ -105,16 +111,16 @@ else
 fi
 
 # ---- 4. sanitizers ------------------------------------------------------------------------------
-if build_stage "build (ASan+UBSan)" build-asan \
+if build_stage "build (ASan+UBSan)" "$asan_build_dir" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREDLINE_SANITIZE=ON -DREDLINE_BENCH=OFF; then
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-    run_ctest "unit tests (ASan+UBSan)" build-asan
+    run_ctest "unit tests (ASan+UBSan)" "$asan_build_dir"
 fi
 
 # ---- 5. fuzzing ---------------------------------------------------------------------------------
 if [[ -f fuzz/CMakeLists.txt ]] && grep -qE 'add_executable|redline_fuzz' fuzz/CMakeLists.txt; then
-  if build_stage "build (fuzz)" build-fuzz \
+  if build_stage "build (fuzz)" "$fuzz_build_dir" \
     -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
     -DREDLINE_FUZZ=ON -DREDLINE_TESTS=OFF -DREDLINE_BENCH=OFF; then
     banner "fuzz targets (${fuzz_seconds}s each)"
@@ -144,9 +150,9 @@ if [[ -f fuzz/CMakeLists.txt ]] && grep -qE 'add_executable|redline_fuzz' fuzz/C
         tail -60 "$log_dir/fuzz-$name.log"
         ls "$log_dir/$name-"* 2>/dev/null | sed 's/^/   crash input: /'
       fi
-    done < <(find build-fuzz/fuzz -maxdepth 1 -type f -executable 2>/dev/null | sort)
+    done < <(find "$fuzz_build_dir/fuzz" -maxdepth 1 -type f -executable 2>/dev/null | sort)
     if ((fuzz_passed + fuzz_failed == 0)); then
-      record "fuzz targets" 0 1 "fuzz build produced no targets in build-fuzz/fuzz"
+      record "fuzz targets" 0 1 "fuzz build produced no targets in $fuzz_build_dir/fuzz"
     else
       record "fuzz targets" "$fuzz_passed" "$fuzz_failed"
     fi

@@ -44,12 +44,18 @@ targets = [ { backend = "edge", model = "llama" } ]
 
 function errorLines(output, file) {
   const name = path.basename(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const pattern = new RegExp(`^\\S*${name}:(\\d+):(\\d+): (\\S*): (.+)$`);
+  // The key is absent for TOML syntax errors: "file:line:col: message".
+  const pattern = new RegExp(`^\\S*${name}:(\\d+):(\\d+): (?:(\\S+): )?(.+)$`);
   return output
     .split('\n')
     .map((line) => pattern.exec(line.trim()))
     .filter(Boolean)
-    .map(([, line, column, key, message]) => ({ line: Number(line), column: Number(column), key, message }));
+    .map(([, line, column, key = '', message]) => ({
+      line: Number(line),
+      column: Number(column),
+      key,
+      message,
+    }));
 }
 
 describe('redline CLI', () => {
