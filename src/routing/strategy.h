@@ -12,6 +12,7 @@
 //
 // Hot path: pick() does not allocate for up to 32 candidates, takes no locks and only reads
 // per-backend atomics.
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
