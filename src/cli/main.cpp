@@ -1,0 +1,34 @@
+// redline: one binary for the gateway, the model simulator and the operator commands.
+#include <CLI/CLI.hpp>
+#include <csignal>
+
+#include "cli/serve.h"
+
+int main(int argc, char** argv) {
+  // A client that hangs up must surface as a write error, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"Redline: an OpenAI-compatible AI gateway with red lines, routing and an audit trail"};
+  app.require_subcommand(1);
+
+  std::string config_path;
+  auto* serve = app.add_subcommand("serve", "Run the gateway (SIGHUP reloads, SIGTERM drains)");
+  serve->add_option("-c,--config", config_path, "Gateway configuration (TOML)")->required();
+
+  std::string sim_config;
+  auto* sim = app.add_subcommand("sim", "Run a simulated OpenAI-compatible model server");
+  sim->add_option("-c,--config", sim_config, "Simulator configuration (TOML)")->required();
+
+  auto* config = app.add_subcommand("config", "Configuration commands");
+  config->require_subcommand(1);
+  std::string check_path;
+  auto* check = config->add_subcommand("check", "Validate a configuration; print every error");
+  check->add_option("file", check_path, "Gateway configuration (TOML)")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*serve) return redline::cli::run_gateway(config_path);
+  if (*sim) return redline::cli::run_simulator(sim_config);
+  if (*check) return redline::cli::check_config(check_path);
+  return 1;
+}

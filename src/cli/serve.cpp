@@ -1,0 +1,160 @@
+#include "cli/serve.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "api/http_api.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "net/http_server.h"
+#include "net/io_pool.h"
+#include "sim/simulator.h"
+
+namespace redline::cli {
+
+namespace asio = boost::asio;
+
+namespace {
+
+net::ServerLimits limits_of(const config::ServerSettings& server) {
+  net::ServerLimits limits;
+  limits.max_body_bytes = server.max_body_bytes;
+  limits.max_header_bytes = server.max_header_bytes;
+  limits.max_connections = server.max_connections;
+  limits.header_timeout = server.header_timeout;
+  limits.body_timeout = server.body_timeout;
+  limits.idle_timeout = server.idle_timeout;
+  limits.write_timeout = server.write_timeout;
+  return limits;
+}
+
+// Waits for in-flight requests to finish (up to `deadline`), then stops the pool.
+void drain_then_stop(net::HttpServer& server, net::IoPool& io, asio::io_context& context,
+                     std::chrono::steady_clock::time_point deadline) {
+  if (server.requests_in_flight() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    if (server.requests_in_flight() > 0) {
+      spdlog::warn("drain deadline reached with {} request(s) in flight", server.requests_in_flight());
+    }
+    io.stop();
+    return;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(context, std::chrono::milliseconds(20));
+  timer->async_wait([&server, &io, &context, deadline, timer](boost::system::error_code) {
+    drain_then_stop(server, io, context, deadline);
+  });
+}
+
+bool listen_all(net::HttpServer& server, const std::vector<config::Endpoint>& listeners) {
+  for (const auto& listener : listeners) {
+    try {
+      server.listen(listener.host, listener.port);
+    } catch (const std::exception& e) {
+      spdlog::error("cannot listen on {}: {}", config::to_string(listener), e.what());
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int check_config(const std::string& config_path) {
+  auto result = config::load_config_file(config_path);
+  if (!result.errors.empty()) {
+    std::cerr << config::format_errors(result.errors);
+    std::cerr << result.errors.size() << " error(s) in " << config_path << "\n";
+    return 1;
+  }
+  std::cout << config_path << ": OK (" << result.config->backends.size() << " backends, "
+            << result.config->models.size() << " models)\n";
+  return 0;
+}
+
+int run_gateway(const std::string& config_path) {
+  auto loaded = config::load_config_file(config_path);
+  if (!loaded.errors.empty()) {
+    std::cerr << config::format_errors(loaded.errors);
+    std::cerr << "redline: refusing to start: " << loaded.errors.size() << " error(s) in "
+              << config_path << "\n";
+    return 2;
+  }
+  config::Config config = std::move(*loaded.config);
+  spdlog::set_level(spdlog::level::from_str(config.server.log_level));
+  const auto drain_timeout = config.server.drain_timeout;
+  const auto listeners = config.server.listeners;
+
+  net::IoPool io(config.server.threads);
+  gateway::Gateway gateway(io, config);
+  api::HttpApi api(gateway);
+  net::HttpServer server(io, limits_of(config.server), api.handler());
+  if (!listen_all(server, listeners)) return 1;
+  gateway.start_health_checks();
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    spdlog::info("redline gateway listening on {}:{} ({} threads)", listeners[i].host,
+                 server.bound_port(i), io.size());
+  }
+
+  asio::io_context& control = io.at(0);
+  asio::signal_set signals(control, SIGHUP, SIGTERM, SIGINT);
+  std::function<void(boost::system::error_code, int)> on_signal =
+      [&](boost::system::error_code ec, int signal) {
+        if (ec) return;
+        if (signal == SIGHUP) {
+          auto reloaded = config::load_config_file(config_path);
+          if (!reloaded.errors.empty()) {
+            spdlog::error("reload rejected, keeping the running configuration:\n{}",
+                          config::format_errors(reloaded.errors));
+          } else {
+            if (reloaded.config->server.listeners != listeners) {
+              spdlog::warn("reload: listener changes take effect after a restart");
+            }
+            gateway.reload(std::move(*reloaded.config));
+            spdlog::info("configuration reloaded from {}", config_path);
+          }
+          signals.async_wait(on_signal);
+          return;
+        }
+        spdlog::info("draining: {} request(s) in flight, deadline {} ms",
+                     server.requests_in_flight(), drain_timeout.count());
+        server.stop_accepting();
+        drain_then_stop(server, io, control, std::chrono::steady_clock::now() + drain_timeout);
+      };
+  signals.async_wait(on_signal);
+  io.run();
+  spdlog::info("redline gateway stopped");
+  return 0;
+}
+
+int run_simulator(const std::string& config_path) {
+  auto loaded = sim::load_sim_config_file(config_path);
+  if (!loaded.errors.empty()) {
+    for (const auto& error : loaded.errors) std::cerr << error << "\n";
+    return 2;
+  }
+  sim::Simulator simulator(*loaded.config);
+  const auto& config = simulator.config();
+  net::IoPool io(config.threads);
+  net::ServerLimits limits;
+  limits.idle_timeout = std::chrono::minutes(5);
+  net::HttpServer server(io, limits, simulator.handler());
+  try {
+    server.listen(config.host, config.port);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot listen on {}:{}: {}", config.host, config.port, e.what());
+    return 1;
+  }
+  spdlog::info("redline sim '{}' listening on {}:{}", config.name, config.host,
+               server.bound_port());
+  asio::signal_set signals(io.at(0), SIGTERM, SIGINT);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (!ec) io.stop();
+  });
+  io.run();
+  return 0;
+}
+
+}  // namespace redline::cli

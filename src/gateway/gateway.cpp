@@ -1,0 +1,448 @@
+#include "gateway/gateway.h"
+
+#include <simdjson.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <random>
+
+#include "common/openai_error.h"
+#include "gateway/health_checker.h"
+#include "net/io_pool.h"
+#include "net/sse.h"
+#include "net/upstream_client.h"
+
+namespace redline::gateway {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// A non-streaming upstream answer larger than this is refused (502) rather than buffered.
+constexpr std::size_t kMaxUpstreamBody = 64u << 20;
+// Error bodies of failed attempts are kept (to relay the last one) up to this size.
+constexpr std::size_t kMaxErrorBody = 64u << 10;
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    std::uint64_t bits = rng();
+    for (int i = 0; i < 16; ++i) id[half * 16 + i] = kHex[(bits >> (i * 4)) & 0xf];
+  }
+  return id;
+}
+
+namespace {
+
+std::string_view path_for(ApiKind kind) {
+  switch (kind) {
+    case ApiKind::kChatCompletions: return "/chat/completions";
+    case ApiKind::kCompletions: return "/completions";
+    case ApiKind::kEmbeddings: return "/embeddings";
+  }
+  return "";
+}
+
+// Retry-After in seconds (or retry-after-ms, which OpenAI also sends); HTTP-dates count as 1 s.
+std::chrono::milliseconds retry_after(const net::Headers& headers) {
+  if (auto ms = net::find_header(headers, "retry-after-ms"); !ms.empty()) {
+    long value = 0;
+    if (std::from_chars(ms.data(), ms.data() + ms.size(), value).ec == std::errc()) {
+      return std::chrono::milliseconds(value);
+    }
+  }
+  auto seconds = net::find_header(headers, "retry-after");
+  if (seconds.empty()) return std::chrono::milliseconds(0);
+  long value = 0;
+  if (std::from_chars(seconds.data(), seconds.data() + seconds.size(), value).ec == std::errc()) {
+    return std::chrono::seconds(value);
+  }
+  return std::chrono::seconds(1);
+}
+
+routing::FailureKind failure_kind(net::UpstreamError error) {
+  switch (error) {
+    case net::UpstreamError::kTimeout: return routing::FailureKind::kTimeout;
+    case net::UpstreamError::kProtocol: return routing::FailureKind::kProtocol;
+    default: return routing::FailureKind::kConnect;
+  }
+}
+
+ApiError upstream_failure(net::UpstreamError error, std::string_view backend) {
+  if (error == net::UpstreamError::kTimeout) {
+    return make_error(504, "The upstream model server '" + std::string(backend) +
+                               "' did not answer in time.", "", "upstream_timeout");
+  }
+  return make_error(502, "The upstream model server '" + std::string(backend) +
+                             "' failed: " + std::string(net::to_string(error)) + ".",
+                    "", "upstream_error");
+}
+
+// Reads usage.prompt_tokens / usage.completion_tokens from a JSON document, if present.
+void read_usage(std::string_view json, RequestContext& context) {
+  if (json.find("\"usage\"") == std::string_view::npos) return;
+  thread_local simdjson::ondemand::parser parser;
+  simdjson::padded_string padded(json);
+  simdjson::ondemand::document document;
+  if (parser.iterate(padded).get(document)) return;
+  simdjson::ondemand::object usage;
+  if (document["usage"].get_object().get(usage)) return;
+  for (auto field : usage) {
+    std::string_view key;
+    std::int64_t value = 0;
+    if (field.unescaped_key().get(key) || field.value().get_int64().get(value)) continue;
+    if (key == "prompt_tokens") context.tokens_in = value;
+    if (key == "completion_tokens") context.tokens_out = value;
+  }
+}
+
+std::string stream_error_event(const ApiError& error) {
+  return net::sse_data(error_body(error));
+}
+
+// Keeps a backend's outstanding-request count right on every path out of an attempt.
+class InFlight {
+ public:
+  explicit InFlight(routing::BackendState& backend) : backend_(backend) {
+    backend_.on_request_start();
+  }
+  ~InFlight() { backend_.on_request_end(); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  routing::BackendState& backend_;
+};
+
+}  // namespace
+
+Gateway::Gateway(net::IoPool& io, config::Config config)
+    : io_(io),
+      access_log_(std::make_unique<AccessLog>(config.server.access_log)),
+      picker_(config.routing.latency_exploration, std::random_device{}()) {
+  table_ = RoutingTable::build(std::move(config), io_, registry_, nullptr);
+}
+
+Gateway::~Gateway() = default;
+
+std::shared_ptr<const RoutingTable> Gateway::table() const {
+  std::lock_guard lock(table_mutex_);
+  return table_;
+}
+
+void Gateway::reload(config::Config config) {
+  auto current = table();
+  auto next = RoutingTable::build(std::move(config), io_, registry_, current.get());
+  {
+    std::lock_guard lock(table_mutex_);
+    table_ = next;
+  }
+  if (health_checks_started_) start_health_checks();
+}
+
+void Gateway::start_health_checks() {
+  health_checks_started_ = true;
+  gateway::start_health_checks(table(), io_);
+}
+
+bool Gateway::ready() const {
+  auto current = table();
+  for (const auto& backend : current->backends()) {
+    if (backend->state->healthy()) return true;
+  }
+  return false;
+}
+
+void Gateway::settle(const net::HttpRequest& request, const RequestContext& context) {
+  auto duration = Clock::now() - context.start;
+  metrics_.record_request({context.route, context.model, context.backend, context.status,
+                           context.stream, duration, context.time_to_first_token,
+                           context.tokens_in, context.tokens_out});
+  if (access_log_->enabled()) {
+    access_log_->write({context.request_id, request.method, request.path(), context.route,
+                        context.model, context.backend, request.remote_address, context.status,
+                        context.stream, context.attempts, duration, context.time_to_first_token,
+                        context.tokens_in, context.tokens_out, context.error});
+  }
+}
+
+asio::awaitable<void> Gateway::respond_error(net::ResponseWriter& writer,
+                                             RequestContext& context, ApiError error,
+                                             net::Headers extra) {
+  context.status = error.status;
+  context.error = error.message;
+  net::HttpResponse response{error.status, std::move(extra), error_body(error)};
+  response.headers.push_back({"Content-Type", "application/json"});
+  response.headers.push_back({"x-request-id", context.request_id});
+  co_await writer.send(std::move(response));
+}
+
+asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
+                                     net::ResponseWriter& writer, RequestContext& context) {
+  auto table = this->table();
+  const auto& routing_settings = table->config().routing;
+
+  ParseResult parsed =
+      parse_request(kind, request.body, routing_settings.prefix_affinity_bytes);
+  if (!parsed.request) {
+    co_await respond_error(writer, context, std::move(parsed.error));
+    co_return;
+  }
+  const ParsedRequest& call = *parsed.request;
+  context.model = call.model;
+  context.stream = call.stream;
+
+  const AliasRoute* alias = table->find_alias(call.model);
+  if (!alias) {
+    co_await respond_error(
+        writer, context,
+        make_error(404,
+                   "The model `" + call.model + "` does not exist or you do not have access to it.",
+                   "model", "model_not_found"));
+    co_return;
+  }
+
+  auto& retry_budget = table->retry_budget();
+  retry_budget.record_request(Clock::now());
+  const std::size_t thread = io_.current_index();
+  const std::string_view upstream_path = path_for(kind);
+
+  // What the client gets if every attempt fails: the last upstream error answer if there was
+  // one (its status and body are the most truthful), else the last transport failure.
+  std::optional<net::HttpResponse> last_upstream_answer;
+  std::optional<ApiError> last_failure;
+  std::string unavailable_reasons;
+  std::chrono::milliseconds pending_retry_after{0};
+
+  std::size_t chain_index = 0;
+  std::vector<std::size_t> excluded;
+  std::string upstream_body;
+  std::string chunk;
+
+  while (context.attempts < routing_settings.max_attempts && chain_index < alias->chain.size()) {
+    const AliasRoute& route = *alias->chain[chain_index];
+    const auto now = Clock::now();
+    auto picked = picker_.pick({route.candidates, route.strategy, call.affinity_hash, excluded,
+                                static_cast<double>(route.config->max_latency.count()),
+                                768, static_cast<int>(call.max_tokens.value_or(256)), now});
+    if (!picked) {
+      // A throttled backend that asked us to come back soon is worth the wait if nothing else
+      // can serve and the client has not been answered.
+      if (pending_retry_after.count() > 0 &&
+          pending_retry_after <= routing_settings.max_retry_after &&
+          chain_index + 1 == alias->chain.size()) {
+        asio::steady_timer timer(co_await asio::this_coro::executor, pending_retry_after);
+        co_await timer.async_wait(kNoThrow);
+        pending_retry_after = std::chrono::milliseconds(0);
+        excluded.clear();
+        if (writer.client_gone()) break;
+        continue;
+      }
+      for (std::size_t i = 0; i < route.candidates.size(); ++i) {
+        if (std::find(excluded.begin(), excluded.end(), i) != excluded.end()) continue;
+        const auto& state = *route.candidates[i].backend;
+        unavailable_reasons += unavailable_reasons.empty() ? "" : "; ";
+        unavailable_reasons += state.name() + " is ";
+        unavailable_reasons += !state.healthy()          ? "failing health checks"
+                               : state.throttled(now)    ? "rate limiting"
+                               : state.ejected(now)      ? "ejected after repeated errors"
+                                                         : "behind an open circuit breaker";
+      }
+      ++chain_index;
+      excluded.clear();
+      continue;
+    }
+    const std::size_t index = *picked;
+    excluded.push_back(index);
+    const BackendRoute& backend = *route.backends[index];
+    routing::BackendState& state = *backend.state;
+
+    if (context.attempts > 0) {
+      if (!retry_budget.try_acquire_retry(now)) {
+        context.error = "retry budget exhausted";
+        break;
+      }
+      metrics_.record_retry(context.model);
+    }
+    if (!state.try_acquire(now)) continue;  // another request holds the half-open trial
+    ++context.attempts;
+    context.backend = state.name();
+
+    InFlight in_flight(state);
+    const bool rename = route.upstream_models[index] != call.model;
+    std::string_view body = request.body;
+    if (rename) {
+      upstream_body = with_model(request.body, call, route.upstream_models[index]);
+      body = upstream_body;
+    }
+    std::string target = backend.config->base_path;
+    target.append(upstream_path);
+    net::Headers headers = backend.upstream_headers;
+    headers.push_back({"Accept", call.stream ? "text/event-stream" : "application/json"});
+    headers.push_back({"x-request-id", context.request_id});
+
+    auto exchange = (*backend.pools)[thread]->exchange();
+    writer.watch_disconnect([&exchange] { exchange->cancel(); });
+    const auto sent_at = Clock::now();
+    net::UpstreamError error = co_await exchange->start({"POST", target, &headers, body});
+
+    // Before the first byte goes to the client, any failure may still be retried elsewhere.
+    if (error == net::UpstreamError::kNone && exchange->status() != 429 &&
+        exchange->status() < 500) {
+      chunk.clear();
+      if (call.stream && exchange->status() == 200) {
+        error = co_await exchange->read_some(chunk);
+        while (error == net::UpstreamError::kNone && chunk.empty() && !exchange->done()) {
+          error = co_await exchange->read_some(chunk);
+        }
+      } else {
+        error = co_await exchange->read_all(chunk, kMaxUpstreamBody);
+      }
+    }
+    if (writer.client_gone()) {
+      writer.watch_disconnect({});
+      context.status = 499;
+      context.error = "client closed the connection";
+      co_return;
+    }
+    if (error != net::UpstreamError::kNone) {
+      writer.watch_disconnect({});
+      state.record_failure(Clock::now(), failure_kind(error));
+      metrics_.record_upstream_error(state.name(), net::to_string(error));
+      last_failure = upstream_failure(error, state.name());
+      continue;
+    }
+
+    const int status = exchange->status();
+    if (status == 429 || status >= 500) {
+      std::string error_body_text;
+      co_await exchange->read_all(error_body_text, kMaxErrorBody);
+      writer.watch_disconnect({});
+      const auto failed_at = Clock::now();
+      if (status == 429) {
+        auto wait = retry_after(exchange->headers());
+        state.throttle_until(failed_at + (wait.count() > 0 ? wait : std::chrono::seconds(1)));
+        pending_retry_after = wait;
+      }
+      state.record_failure(failed_at, status == 429 ? routing::FailureKind::kStatus429
+                                                    : routing::FailureKind::kStatus5xx);
+      metrics_.record_upstream_error(state.name(), "status_" + std::to_string(status));
+      net::HttpResponse answer{status, {}, std::move(error_body_text)};
+      for (const char* name : {"Retry-After", "retry-after-ms", "Content-Type"}) {
+        if (auto value = net::find_header(exchange->headers(), name); !value.empty()) {
+          answer.headers.push_back({name, std::string(value)});
+        }
+      }
+      last_upstream_answer = std::move(answer);
+      continue;
+    }
+
+    // The upstream has answered: from here on the client receives this attempt's response.
+    state.record_success();
+    context.status = status;
+    context.time_to_first_token = Clock::now() - context.start;
+    net::Headers response_headers;
+    auto content_type = net::find_header(exchange->headers(), "content-type");
+    response_headers.push_back(
+        {"Content-Type", content_type.empty() ? "application/json" : std::string(content_type)});
+    response_headers.push_back({"x-request-id", context.request_id});
+    response_headers.push_back({"x-redline-backend", state.name()});
+
+    if (!call.stream || status != 200) {
+      writer.watch_disconnect({});
+      if (status == 200) read_usage(chunk, context);
+      state.record_latency(Clock::now() - sent_at, static_cast<int>(context.tokens_out),
+                           Clock::now() - sent_at);
+      net::HttpResponse response{status, std::move(response_headers), std::move(chunk)};
+      co_await writer.send(std::move(response));
+      co_return;
+    }
+
+    response_headers.push_back({"Cache-Control", "no-cache"});
+    metrics_.stream_started();
+    const auto first_byte_at = Clock::now();
+    net::SseParser sse;
+    bool saw_done = false;
+    long content_chunks = 0;
+    auto observe = [&](const net::SseEvent& event) {
+      if (event.data == "[DONE]") {
+        saw_done = true;
+      } else {
+        ++content_chunks;
+        if (event.data.find("\"usage\"") != std::string_view::npos) read_usage(event.data, context);
+      }
+    };
+    bool client_ok = co_await writer.begin_stream(200, std::move(response_headers));
+    while (client_ok) {
+      if (!sse.feed(chunk, observe)) {
+        error = net::UpstreamError::kProtocol;
+        break;
+      }
+      client_ok = co_await writer.write_chunk(chunk);
+      if (!client_ok || exchange->done()) break;
+      chunk.clear();
+      error = co_await exchange->read_some(chunk);
+      if (error != net::UpstreamError::kNone) break;
+    }
+    writer.watch_disconnect({});
+    metrics_.stream_ended();
+    if (!client_ok || writer.client_gone()) {
+      exchange->cancel();
+      context.status = 499;
+      context.error = "client closed the connection during the stream";
+      co_return;
+    }
+    if (context.tokens_out == 0) context.tokens_out = content_chunks;
+    if (error == net::UpstreamError::kNone && saw_done) {
+      const auto end = Clock::now();
+      state.record_latency(first_byte_at - sent_at, static_cast<int>(context.tokens_out),
+                           end - sent_at);
+      co_await writer.end_stream();
+      co_return;
+    }
+    // The upstream broke off: say so in-band, so no client mistakes a truncated answer for a
+    // complete one.
+    state.record_failure(Clock::now(), failure_kind(error == net::UpstreamError::kNone
+                                                        ? net::UpstreamError::kClosed
+                                                        : error));
+    metrics_.record_upstream_error(state.name(), "stream_" + std::string(net::to_string(error)));
+    ApiError broken = make_error(
+        502, "The upstream model server '" + state.name() +
+                 "' ended the stream before it was complete (" +
+                 std::string(net::to_string(error == net::UpstreamError::kNone
+                                                ? net::UpstreamError::kClosed
+                                                : error)) + ").",
+        "", "upstream_stream_interrupted");
+    context.error = broken.message;
+    context.status = 502;
+    co_await writer.write_chunk(stream_error_event(broken));
+    co_await writer.end_stream();
+    co_return;
+  }
+
+  if (last_upstream_answer) {
+    context.status = last_upstream_answer->status;
+    context.error = "upstream answered " + std::to_string(context.status);
+    last_upstream_answer->headers.push_back({"x-request-id", context.request_id});
+    if (!context.backend.empty()) {
+      last_upstream_answer->headers.push_back({"x-redline-backend", context.backend});
+    }
+    co_await writer.send(std::move(*last_upstream_answer));
+    co_return;
+  }
+  if (last_failure) {
+    co_await respond_error(writer, context, std::move(*last_failure));
+    co_return;
+  }
+  std::string message = "No backend is available for model '" + call.model + "'";
+  message += unavailable_reasons.empty() ? "." : ": " + unavailable_reasons + ".";
+  co_await respond_error(writer, context, make_error(503, message, "", "no_backend_available"));
+}
+
+}  // namespace redline::gateway

@@ -1,0 +1,79 @@
+#pragma once
+// The request pipeline of the data plane: parse → resolve alias → route → upstream → relay →
+// settle (metrics, access log). The HTTP routes call it; nothing reaches an upstream otherwise.
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config/config.h"
+#include "gateway/access_log.h"
+#include "gateway/metrics.h"
+#include "gateway/request_parse.h"
+#include "gateway/routing_table.h"
+#include "net/http_server.h"
+#include "routing/backend_state.h"
+#include "routing/strategy.h"
+
+namespace redline::gateway {
+
+// What one request did, filled in as it goes and written to metrics and the access log at the end.
+struct RequestContext {
+  std::string request_id;
+  std::string_view route;
+  std::string model;
+  std::string backend;
+  int status = 0;
+  bool stream = false;
+  int attempts = 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::chrono::nanoseconds time_to_first_token{0};
+  long tokens_in = 0;
+  long tokens_out = 0;
+  std::string error;
+};
+
+class Gateway {
+ public:
+  Gateway(net::IoPool& io, config::Config config);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Swaps in a new (already validated) configuration; requests in flight finish on the old one.
+  void reload(config::Config config);
+  std::shared_ptr<const RoutingTable> table() const;
+
+  // Forwards one OpenAI API call. Never throws; always answers the client (or notices it left).
+  boost::asio::awaitable<void> proxy(ApiKind kind, net::HttpRequest& request,
+                                     net::ResponseWriter& writer, RequestContext& context);
+
+  // Starts the periodic active health checks of every backend (and again after each reload).
+  void start_health_checks();
+  // Ready when at least one backend is healthy.
+  bool ready() const;
+
+  Metrics& metrics() { return metrics_; }
+  routing::BackendRegistry& registry() { return registry_; }
+  // Settles a finished request: metrics and access log.
+  void settle(const net::HttpRequest& request, const RequestContext& context);
+
+ private:
+  struct Attempt;
+  boost::asio::awaitable<void> respond_error(net::ResponseWriter& writer, RequestContext& context,
+                                             ApiError error, net::Headers extra = {});
+
+  net::IoPool& io_;
+  routing::BackendRegistry registry_;
+  Metrics metrics_;
+  std::unique_ptr<AccessLog> access_log_;
+  routing::Picker picker_;
+  mutable std::mutex table_mutex_;
+  std::shared_ptr<const RoutingTable> table_;
+  bool health_checks_started_ = false;
+};
+
+// A request id for a request that did not bring one: 32 hex digits.
+std::string new_request_id();
+
+}  // namespace redline::gateway
