@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 #include <cctype>
@@ -10,13 +11,14 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <set>
+#include <span>
 #include <sstream>
+#include <system_error>
 #include <tuple>
 #include <utility>
 
@@ -51,10 +53,12 @@ class ErrorSink {
   std::vector<ConfigError>& errors_;
 };
 
-std::string join(const std::vector<std::string_view>& words, std::string_view separator) {
+std::string join(std::span<const std::string_view> words, std::string_view separator) {
   std::string out;
   for (std::size_t i = 0; i < words.size(); ++i) {
-    if (i > 0) out += separator;
+    if (i > 0) {
+      out += separator;
+    }
     out += words[i];
   }
   return out;
@@ -64,8 +68,12 @@ std::string join(const std::vector<std::string_view>& words, std::string_view se
 // the most common typo, so they count as one.
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 0; i <= a.size(); ++i) {
+    d[i][0] = i;
+  }
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    d[0][j] = j;
+  }
   for (std::size_t i = 1; i <= a.size(); ++i) {
     for (std::size_t j = 1; j <= b.size(); ++j) {
       const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
@@ -80,7 +88,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 // The closest candidate within a third of the word's length, for "did you mean" hints.
 std::optional<std::string_view> closest(std::string_view word,
-                                        const std::vector<std::string_view>& candidates) {
+                                        std::span<const std::string_view> candidates) {
   std::optional<std::string_view> best;
   std::size_t best_distance = std::max<std::size_t>(1, word.size() / 3) + 1;
   for (std::string_view candidate : candidates) {
@@ -94,7 +102,7 @@ std::optional<std::string_view> closest(std::string_view word,
 }
 
 std::string with_suggestion(std::string message, std::string_view word,
-                            const std::vector<std::string_view>& candidates) {
+                            std::span<const std::string_view> candidates) {
   if (auto suggestion = closest(word, candidates)) {
     message += "; did you mean '";
     message += *suggestion;
@@ -140,6 +148,8 @@ std::string found_value(Number value) {
   return out.str();
 }
 
+std::string error_text(int error_number) { return std::generic_category().message(error_number); }
+
 std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
 
 // Reads one TOML table: typed accessors that report wrong types and out-of-range values under
@@ -150,7 +160,9 @@ class TableReader {
               std::vector<std::string_view> known_keys)
       : table_(table), path_(std::move(path)), sink_(sink) {
     for (auto&& [key, value] : table_) {
-      if (std::find(known_keys.begin(), known_keys.end(), key.str()) != known_keys.end()) continue;
+      if (std::find(known_keys.begin(), known_keys.end(), key.str()) != known_keys.end()) {
+        continue;
+      }
       sink_.add(position_of(key.source()), key_path(key.str()),
                 with_suggestion("unknown key " + in_quotes(key.str()), key.str(), known_keys));
     }
@@ -176,7 +188,9 @@ class TableReader {
                    bool allow_empty = true) {
     const toml::node* node = find(key);
     if (node == nullptr) {
-      if (required) missing(key);
+      if (required) {
+        missing(key);
+      }
       return false;
     }
     const auto* value = node->as_string();
@@ -195,7 +209,9 @@ class TableReader {
   template <typename Integer>
   bool read_integer(std::string_view key, Integer& out, std::int64_t min) {
     const toml::node* node = find(key);
-    if (node == nullptr) return false;
+    if (node == nullptr) {
+      return false;
+    }
     const std::int64_t max = static_cast<std::int64_t>(std::min<std::uint64_t>(
         std::numeric_limits<Integer>::max(), std::numeric_limits<std::int64_t>::max()));
     const std::string requirement = min == 0   ? "must be a non-negative integer"
@@ -221,7 +237,9 @@ class TableReader {
 
   bool read_duration(std::string_view key, std::chrono::milliseconds& out, std::int64_t min_ms) {
     const toml::node* node = find(key);
-    if (node == nullptr) return false;
+    if (node == nullptr) {
+      return false;
+    }
     const std::string requirement = min_ms == 0
                                         ? "must be a non-negative integer number of milliseconds"
                                         : "must be a positive integer number of milliseconds";
@@ -243,7 +261,9 @@ class TableReader {
   // Accepts integers too, so `weight = 2` means 2.0.
   bool read_number(std::string_view key, double& out, Range range) {
     const toml::node* node = find(key);
-    if (node == nullptr) return false;
+    if (node == nullptr) {
+      return false;
+    }
     const char* requirement = range == Range::kNonNegative ? "must be a non-negative number"
                               : range == Range::kPositive  ? "must be a positive number"
                                                            : "must be a number between 0 and 1";
@@ -270,11 +290,15 @@ class TableReader {
 
   // One of `allowed`; returns its index.
   std::optional<std::size_t> read_enum(std::string_view key,
-                                       const std::vector<std::string_view>& allowed) {
+                                       std::span<const std::string_view> allowed) {
     std::string text;
-    if (!read_string(key, text)) return std::nullopt;
+    if (!read_string(key, text)) {
+      return std::nullopt;
+    }
     auto it = std::find(allowed.begin(), allowed.end(), text);
-    if (it != allowed.end()) return static_cast<std::size_t>(it - allowed.begin());
+    if (it != allowed.end()) {
+      return static_cast<std::size_t>(it - allowed.begin());
+    }
     error(key, *find(key),
           with_suggestion(
               "unknown value " + in_quotes(text) + " (allowed: " + join(allowed, ", ") + ")", text,
@@ -285,19 +309,27 @@ class TableReader {
   const toml::array* read_array(std::string_view key, bool required) {
     const toml::node* node = find(key);
     if (node == nullptr) {
-      if (required) missing(key);
+      if (required) {
+        missing(key);
+      }
       return nullptr;
     }
     const auto* array = node->as_array();
-    if (array == nullptr) error(key, *node, "must be an array" + found(*node));
+    if (array == nullptr) {
+      error(key, *node, "must be an array" + found(*node));
+    }
     return array;
   }
 
   const toml::table* read_table(std::string_view key) {
     const toml::node* node = find(key);
-    if (node == nullptr) return nullptr;
+    if (node == nullptr) {
+      return nullptr;
+    }
     const auto* table = node->as_table();
-    if (table == nullptr) error(key, *node, "must be a table" + found(*node));
+    if (table == nullptr) {
+      error(key, *node, "must be a table" + found(*node));
+    }
     return table;
   }
 
@@ -322,10 +354,10 @@ std::string indexed(std::string_view path, std::size_t index) {
   return std::string(path) + "[" + std::to_string(index) + "]";
 }
 
-const std::vector<std::string_view> kTierNames = {"edge", "onprem", "cloud"};
-const std::vector<std::string_view> kStrategyNames = {"least_load", "latency", "cost", "weighted",
-                                                      "prefix_affinity"};
-const std::vector<std::string_view> kLogLevels = {"trace", "debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 3> kTierNames = {"edge", "onprem", "cloud"};
+constexpr std::array<std::string_view, 5> kStrategyNames = {"least_load", "latency", "cost",
+                                                            "weighted", "prefix_affinity"};
+constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 
 // Where the cross-references of the file sit, for errors found after every table is read.
 struct NamedAt {
@@ -339,7 +371,6 @@ struct AliasLocations {
   std::vector<NamedAt> target_backends;  // parallel to ModelAlias::targets
   std::vector<NamedAt> target_models;
   std::vector<NamedAt> fallbacks;  // parallel to ModelAlias::fallbacks
-  Position table;
   std::string path;
 };
 
@@ -350,8 +381,12 @@ class ConfigReader {
 
   void read(const toml::table& root, Config& config) {
     TableReader reader(root, "", sink_, {"server", "routing", "backends", "models"});
-    if (const auto* server = reader.read_table("server")) read_server(*server, config.server);
-    if (const auto* routing = reader.read_table("routing")) read_routing(*routing, config.routing);
+    if (const auto* server = reader.read_table("server")) {
+      read_server(*server, config.server);
+    }
+    if (const auto* routing = reader.read_table("routing")) {
+      read_routing(*routing, config.routing);
+    }
 
     const toml::array* backends = reader.read_array("backends", false);
     if (backends != nullptr) {
@@ -359,7 +394,9 @@ class ConfigReader {
           *backends, "backends", [&](const toml::table& table, const std::string& path) {
             config.backends.push_back(read_backend(table, path));
           });
-      if (!all_tables) backend_names_complete_ = false;
+      if (!all_tables) {
+        backend_names_complete_ = false;
+      }
     } else if (reader.find("backends") != nullptr) {
       backend_names_complete_ = false;  // already reported as not an array
     }
@@ -374,7 +411,9 @@ class ConfigReader {
           *aliases, "models", [&](const toml::table& table, const std::string& path) {
             config.models.push_back(read_alias(table, path));
           });
-      if (!all_tables) alias_names_complete_ = false;
+      if (!all_tables) {
+        alias_names_complete_ = false;
+      }
     } else if (reader.find("models") != nullptr) {
       alias_names_complete_ = false;
     }
@@ -406,7 +445,9 @@ class ConfigReader {
   }
 
   std::string resolve_path(const std::string& path) const {
-    if (path.empty() || std::filesystem::path(path).is_absolute()) return path;
+    if (path.empty() || std::filesystem::path(path).is_absolute()) {
+      return path;
+    }
     return (base_dir_ / path).lexically_normal().string();
   }
 
@@ -437,12 +478,16 @@ class ConfigReader {
 
   void read_listen(TableReader& reader, ServerSettings& server) {
     const toml::node* node = reader.find("listen");
-    if (node == nullptr) return;
+    if (node == nullptr) {
+      return;
+    }
     std::vector<std::pair<const toml::node*, std::string>> entries;
     if (node->is_string()) {
       entries.emplace_back(node, reader.key_path("listen"));
     } else if (const auto* array = node->as_array()) {
-      if (array->empty()) reader.error("listen", *node, "must name at least one address");
+      if (array->empty()) {
+        reader.error("listen", *node, "must name at least one address");
+      }
       for (std::size_t i = 0; i < array->size(); ++i) {
         entries.emplace_back(&(*array)[i], indexed(reader.key_path("listen"), i));
       }
@@ -474,7 +519,9 @@ class ConfigReader {
       }
       listeners.push_back(*endpoint);
     }
-    if (valid) server.listeners = std::move(listeners);
+    if (valid) {
+      server.listeners = std::move(listeners);
+    }
   }
 
   void read_routing(const toml::table& table, RoutingSettings& routing) {
@@ -526,7 +573,9 @@ class ConfigReader {
         backend.api_key = std::move(*key);
       }
     }
-    if (auto tier = reader.read_enum("tier", kTierNames)) backend.tier = static_cast<Tier>(*tier);
+    if (auto tier = reader.read_enum("tier", kTierNames)) {
+      backend.tier = static_cast<Tier>(*tier);
+    }
     reader.read_string("region", backend.region);
     reader.read_number("price_input_per_mtok", backend.price_input_per_mtok, Range::kNonNegative);
     reader.read_number("price_output_per_mtok", backend.price_output_per_mtok, Range::kNonNegative);
@@ -541,7 +590,7 @@ class ConfigReader {
       std::ifstream file(backend.ca_file);
       if (!file) {
         reader.error("ca_file", *reader.find("ca_file"),
-                     "cannot read " + in_quotes(backend.ca_file) + ": " + std::strerror(errno));
+                     "cannot read " + in_quotes(backend.ca_file) + ": " + error_text(errno));
       }
     }
     if (reader.read_string("health_path", backend.health_path) && !backend.health_path.empty() &&
@@ -563,16 +612,24 @@ class ConfigReader {
                    "invalid base_url " + in_quotes(backend.base_url) + ": " + std::string(why));
     };
     auto parsed = boost::urls::parse_absolute_uri(backend.base_url);
-    if (!parsed) return fail("not an absolute URL");
+    if (!parsed) {
+      return fail("not an absolute URL");
+    }
     const boost::urls::url_view& url = *parsed;
     if (url.scheme_id() == boost::urls::scheme::https) {
       backend.tls = true;
     } else if (url.scheme_id() != boost::urls::scheme::http) {
       return fail("scheme must be http or https");
     }
-    if (!url.has_authority() || url.encoded_host().empty()) return fail("missing host");
-    if (url.has_userinfo()) return fail("credentials belong in api_key_env, not the URL");
-    if (url.has_query() || url.has_fragment()) return fail("must not have a query or fragment");
+    if (!url.has_authority() || url.encoded_host().empty()) {
+      return fail("missing host");
+    }
+    if (url.has_userinfo()) {
+      return fail("credentials belong in api_key_env, not the URL");
+    }
+    if (url.has_query() || url.has_fragment()) {
+      return fail("must not have a query or fragment");
+    }
     backend.host = url.host_address();
     backend.port = backend.tls ? 443 : 80;
     if (url.has_port()) {
@@ -593,7 +650,9 @@ class ConfigReader {
 
   void read_served_models(TableReader& reader, Backend& backend) {
     const toml::array* models = reader.read_array("models", true);
-    if (models == nullptr) return;
+    if (models == nullptr) {
+      return;
+    }
     if (models->empty()) {
       reader.error("models", *reader.find("models"), "must list at least one model");
       return;
@@ -613,7 +672,9 @@ class ConfigReader {
         model.name = name->get();
       } else if (const auto* table = entry.as_table()) {
         TableReader model_reader(*table, path, sink_, {"name", "upstream_name"});
-        if (!model_reader.read_string("name", model.name, true, false)) continue;
+        if (!model_reader.read_string("name", model.name, true, false)) {
+          continue;
+        }
         name_at = position_of(*model_reader.find("name"));
         name_path = model_reader.key_path("name");
         model_reader.read_string("upstream_name", model.upstream_name, false, false);
@@ -621,7 +682,9 @@ class ConfigReader {
         sink_.add(name_at, path, "must be a table { name = ... } or a model name" + found(entry));
         continue;
       }
-      if (model.upstream_name.empty()) model.upstream_name = model.name;
+      if (model.upstream_name.empty()) {
+        model.upstream_name = model.name;
+      }
       if (!seen.insert(model.name).second) {
         sink_.add(
             name_at, name_path,
@@ -637,7 +700,6 @@ class ConfigReader {
                        {"name", "strategy", "targets", "fallbacks", "max_latency_ms", "owned_by"});
     ModelAlias alias;
     AliasLocations locations;
-    locations.table = reader.position();
     locations.path = path;
     if (reader.read_string("name", alias.name, true, false)) {
       locations.name = {alias.name, position_of(*reader.find("name")), reader.key_path("name")};
@@ -665,7 +727,9 @@ class ConfigReader {
         AliasTarget target;
         const bool has_backend = target_reader.read_string("backend", target.backend, true, false);
         const bool has_model = target_reader.read_string("model", target.model, true, false);
-        if (!has_backend || !has_model) continue;
+        if (!has_backend || !has_model) {
+          continue;
+        }
         locations.target_backends.push_back({target.backend,
                                              position_of(*target_reader.find("backend")),
                                              target_reader.key_path("backend")});
@@ -708,7 +772,9 @@ class ConfigReader {
     std::map<std::string, std::size_t, std::less<>> first_by_name;
     for (std::size_t i = 0; i < backend_names_.size(); ++i) {
       const NamedAt& name = backend_names_[i];
-      if (name.name.empty()) continue;
+      if (name.name.empty()) {
+        continue;
+      }
       auto [it, inserted] = first_by_name.emplace(name.name, i);
       if (!inserted) {
         sink_.add(name.at, name.key,
@@ -720,7 +786,9 @@ class ConfigReader {
 
   void check_alias_references(const Config& config) {
     std::vector<std::string_view> known_backends;
-    for (const Backend& backend : config.backends) known_backends.push_back(backend.name);
+    for (const Backend& backend : config.backends) {
+      known_backends.push_back(backend.name);
+    }
     distinct_names(known_backends);
     std::map<std::string, std::size_t, std::less<>> first_by_name;
     for (std::size_t a = 0; a < config.models.size(); ++a) {
@@ -740,8 +808,12 @@ class ConfigReader {
         const Backend* backend = config.find_backend(target.backend);
         // A reference into a part of the file that is already reported broken would only repeat
         // that error.
-        if (backend == nullptr && (!backend_names_complete_ || config.backends.empty())) continue;
-        if (backend != nullptr && !models_complete_[backend - config.backends.data()]) continue;
+        if (backend == nullptr && (!backend_names_complete_ || config.backends.empty())) {
+          continue;
+        }
+        if (backend != nullptr && !models_complete_[backend - config.backends.data()]) {
+          continue;
+        }
         if (backend == nullptr) {
           const NamedAt& at = locations.target_backends[t];
           sink_.add(at.at, at.key,
@@ -752,7 +824,9 @@ class ConfigReader {
         }
         if (backend->find_model(target.model) == nullptr) {
           std::vector<std::string_view> served;
-          for (const ServedModel& model : backend->models) served.push_back(model.name);
+          for (const ServedModel& model : backend->models) {
+            served.push_back(model.name);
+          }
           const NamedAt& at = locations.target_models[t];
           sink_.add(
               at.at, at.key,
@@ -772,7 +846,9 @@ class ConfigReader {
 
   void check_fallbacks(const Config& config) {
     std::vector<std::string_view> alias_names;
-    for (const ModelAlias& alias : config.models) alias_names.push_back(alias.name);
+    for (const ModelAlias& alias : config.models) {
+      alias_names.push_back(alias.name);
+    }
     distinct_names(alias_names);
     // Only well-formed edges take part in the cycle search, so each problem is reported once.
     std::vector<std::vector<std::pair<std::size_t, std::size_t>>> edges(config.models.size());
@@ -793,7 +869,9 @@ class ConfigReader {
         auto it = std::find_if(config.models.begin(), config.models.end(),
                                [&](const ModelAlias& other) { return other.name == fallback; });
         if (it == config.models.end()) {
-          if (!alias_names_complete_) continue;
+          if (!alias_names_complete_) {
+            continue;
+          }
           sink_.add(at.at, at.key,
                     with_suggestion("unknown alias " + in_quotes(fallback) +
                                         " (known: " + join(alias_names, ", ") + ")",
@@ -834,7 +912,9 @@ class ConfigReader {
       marks[node] = Mark::kDone;
     };
     for (std::size_t a = 0; a < config.models.size(); ++a) {
-      if (marks[a] == Mark::kUnvisited) visit(a);
+      if (marks[a] == Mark::kUnvisited) {
+        visit(a);
+      }
     }
   }
 
@@ -848,7 +928,7 @@ class ConfigReader {
   std::vector<AliasLocations> alias_locations_;  // parallel to Config::models
 };
 
-LoadResult load(std::string_view text, std::string source_name, const EnvLookup& env) {
+LoadResult load(std::string_view text, const std::string& source_name, const EnvLookup& env) {
   LoadResult result;
   ErrorSink sink(source_name, result.errors);
   toml::table root;
@@ -866,7 +946,9 @@ LoadResult load(std::string_view text, std::string source_name, const EnvLookup&
                    [](const ConfigError& a, const ConfigError& b) {
                      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
                    });
-  if (result.errors.empty()) result.config = std::move(config);
+  if (result.errors.empty()) {
+    result.config = std::move(config);
+  }
   return result;
 }
 
@@ -888,20 +970,30 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
     }
     host = text.substr(1, close - 1);
     port_text = text.substr(close + 2);
-    if (host.find(':') == std::string_view::npos) return std::nullopt;
+    if (host.find(':') == std::string_view::npos) {
+      return std::nullopt;
+    }
   } else {
     const std::size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return std::nullopt;
+    if (colon == std::string_view::npos) {
+      return std::nullopt;
+    }
     host = text.substr(0, colon);
     port_text = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return std::nullopt;  // bare IPv6
+    if (host.find(':') != std::string_view::npos) {
+      return std::nullopt;  // bare IPv6
+    }
   }
-  if (host.empty() || port_text.empty()) return std::nullopt;
+  if (host.empty() || port_text.empty()) {
+    return std::nullopt;
+  }
   const bool host_ok = std::all_of(host.begin(), host.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
            c == '_' || c == '%';
   });
-  if (!host_ok) return std::nullopt;
+  if (!host_ok) {
+    return std::nullopt;
+  }
   unsigned port = 0;
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
@@ -917,21 +1009,27 @@ std::string to_string(const Endpoint& endpoint) {
 
 const ServedModel* Backend::find_model(std::string_view name) const {
   for (const ServedModel& model : models) {
-    if (model.name == name) return &model;
+    if (model.name == name) {
+      return &model;
+    }
   }
   return nullptr;
 }
 
 const Backend* Config::find_backend(std::string_view name) const {
   for (const Backend& backend : backends) {
-    if (backend.name == name) return &backend;
+    if (backend.name == name) {
+      return &backend;
+    }
   }
   return nullptr;
 }
 
 const ModelAlias* Config::find_alias(std::string_view name) const {
   for (const ModelAlias& alias : models) {
-    if (alias.name == name) return &alias;
+    if (alias.name == name) {
+      return &alias;
+    }
   }
   return nullptr;
 }
@@ -940,24 +1038,33 @@ std::string ConfigError::to_string() const {
   std::string out = source;
   if (line > 0) {
     out += ":" + std::to_string(line);
-    if (column > 0) out += ":" + std::to_string(column);
+    if (column > 0) {
+      out += ":" + std::to_string(column);
+    }
   }
   out += ": ";
-  if (!key.empty()) out += key + ": ";
+  if (!key.empty()) {
+    out += key + ": ";
+  }
   out += message;
   return out;
 }
 
 std::string format_errors(const std::vector<ConfigError>& errors) {
   std::string out;
-  for (const ConfigError& error : errors) out += error.to_string() + "\n";
+  for (const ConfigError& error : errors) {
+    out += error.to_string() + "\n";
+  }
   return out;
 }
 
 EnvLookup process_environment() {
   return [](const std::string& name) -> std::optional<std::string> {
-    const char* value = std::getenv(name.c_str());
-    if (value == nullptr) return std::nullopt;
+    // Redline reads the environment only at startup and never modifies it.
+    const char* value = std::getenv(name.c_str());  // NOLINT(concurrency-mt-unsafe)
+    if (value == nullptr) {
+      return std::nullopt;
+    }
     return std::string(value);
   };
 }
@@ -967,7 +1074,7 @@ LoadResult load_config_file(const std::string& path, const EnvLookup& env) {
   if (!file) {
     LoadResult result;
     result.errors.push_back(
-        ConfigError{path, 0, 0, "", std::string("cannot read file: ") + std::strerror(errno)});
+        ConfigError{path, 0, 0, "", std::string("cannot read file: ") + error_text(errno)});
     return result;
   }
   std::ostringstream contents;
@@ -977,7 +1084,7 @@ LoadResult load_config_file(const std::string& path, const EnvLookup& env) {
 
 LoadResult load_config_string(std::string_view toml_text, std::string source_name,
                               const EnvLookup& env) {
-  return load(toml_text, std::move(source_name), env);
+  return load(toml_text, source_name, env);
 }
 
 }  // namespace redline::config

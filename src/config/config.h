@@ -95,8 +95,8 @@ std::string to_string(const Endpoint& endpoint);
 struct ServerSettings {
   std::vector<Endpoint> listeners{Endpoint{"127.0.0.1", 8080}};
   std::size_t threads = 0;  // 0 = number of cores
-  std::size_t max_body_bytes = 10 * 1024 * 1024;
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = std::size_t{10} * 1024 * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;
   std::size_t max_connections = 10000;
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds body_timeout{30000};
