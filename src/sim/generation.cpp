@@ -104,14 +104,15 @@ std::optional<ApiError> read_model(od::value& value, std::string& model) {
 }
 
 // Message content: a string, null, or an array of parts whose text parts count.
-std::optional<ApiError> read_content(od::value& value, ChatRequest& request) {
+std::optional<ApiError> read_content(od::value& value, ChatRequest& request,
+                                     std::uint64_t& content_hash) {
   od::json_type type;
   if (value.type().get(type)) return invalid_json();
   if (type == od::json_type::null) return std::nullopt;
   if (type == od::json_type::string) {
     std::string_view text;
     if (value.get_string().get(text)) return invalid_json();
-    request.input_hash = hash_bytes(text, request.input_hash);
+    content_hash = hash_bytes(text, content_hash);
     request.prompt_chars += text.size();
     return std::nullopt;
   }
@@ -134,7 +135,7 @@ std::optional<ApiError> read_content(od::value& value, ChatRequest& request) {
         if (field.value().get_string().get(text)) {
           return bad_request("content part text must be a string", "messages");
         }
-        request.input_hash = hash_bytes(text, request.input_hash);
+        content_hash = hash_bytes(text, content_hash);
         request.prompt_chars += text.size();
       }
     }
@@ -153,27 +154,34 @@ std::optional<ApiError> read_messages(od::value& value, ChatRequest& request) {
     if (message_result.get_object().get(message)) {
       return bad_request("each message must be an object", "messages");
     }
+    // Hashed per field, then combined in a fixed order: the order of a message's keys does
+    // not change the answer.
     std::string_view role;
+    std::uint64_t content_hash = kHashStart;
+    std::uint64_t tool_call_id_hash = kHashStart;
     for (auto field_result : message) {
       od::field field;
       std::string_view key;
-      if (std::move(field_result).get(field) || field.unescaped_key().get(key))
+      if (std::move(field_result).get(field) || field.unescaped_key().get(key)) {
         return invalid_json();
+      }
       if (key == "role") {
         if (field.value().get_string().get(role)) {
           return bad_request("message role must be a string", "messages");
         }
-        request.input_hash = hash_bytes(role, request.input_hash) * 31;
       } else if (key == "content") {
-        if (auto error = read_content(field.value(), request)) return error;
+        if (auto error = read_content(field.value(), request, content_hash)) return error;
       } else if (key == "tool_call_id") {
         std::string_view id;
         if (field.value().get_string().get(id)) {
           return bad_request("tool_call_id must be a string", "messages");
         }
-        request.input_hash = hash_bytes(id, request.input_hash);
+        tool_call_id_hash = hash_bytes(id);
       }
     }
+    request.input_hash = mix64(request.input_hash ^ hash_bytes(role));
+    request.input_hash = mix64(request.input_hash ^ content_hash);
+    request.input_hash = mix64(request.input_hash ^ tool_call_id_hash);
     if (role.empty()) return bad_request("each message needs a role", "messages");
     request.last_message_is_tool = role == "tool" || role == "function";
     ++count;

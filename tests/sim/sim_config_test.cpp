@@ -8,8 +8,8 @@
 namespace redline::sim {
 namespace {
 
-using ::testing::UnorderedElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 
 constexpr std::string_view kFull = R"(
 [sim]
@@ -94,11 +94,12 @@ output_tokens = 0
                                                   "bad.toml");
   EXPECT_FALSE(result.config);
   EXPECT_THAT(result.errors,
-              UnorderedElementsAre("bad.toml:2:10: sim.listen: must be \"host:port\"",
-                          "bad.toml:3:10: sim.thread: unknown key",
-                          "bad.toml:6:21: models[0].tokens_per_second: must be a number",
-                          "bad.toml:7:1: models[0].failures: failure rates add up to more than 1",
-                          "bad.toml:12:17: models[1].output_tokens: must be between 1 and 1000000"));
+              UnorderedElementsAre(
+                  "bad.toml:2:10: sim.listen: must be \"host:port\"",
+                  "bad.toml:3:10: sim.thread: unknown key",
+                  "bad.toml:6:21: models[0].tokens_per_second: must be a number",
+                  "bad.toml:7:1: models[0].failures: failure rates add up to more than 1",
+                  "bad.toml:12:17: models[1].output_tokens: must be between 1 and 1000000"));
 }
 
 TEST(SimConfigTest, RejectsDuplicateNamesAndMissingModels) {
