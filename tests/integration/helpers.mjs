@@ -571,7 +571,17 @@ export function sendLargeRequest(port, { method = 'POST', path: urlPath, headers
     request.on('error', (error) => {
       // The server may close while we still upload; what counts is whether a response came.
       writeError = error;
-      setTimeout(() => reject(error), 100);
+      setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no response before the connection failed (${error.code ?? error.message}): a ` +
+                'server that rejects a request early must still let the client read the answer ' +
+                '(half-close and drain the rest of the body before closing)',
+            ),
+          ),
+        100,
+      );
     });
     request.on('response', (response) => {
       let text = '';
