@@ -359,8 +359,13 @@ asio::awaitable<void> Simulator::serve_model(Endpoint endpoint, net::HttpRequest
       }
     }
     if (failure == Failure::kDisconnect) {
-      // Returning without an answer makes the server drop the connection.
+      // The server answers a handler that returns without starting a response with a 500, so
+      // start a body and abandon it: the server then drops the connection, and the client
+      // sees the connection break before a complete answer.
       ++failures_disconnect_;
+      net::Headers headers;
+      headers.push_back({"Content-Type", "application/json"});
+      co_await writer.begin_stream(200, std::move(headers));
       co_return;
     }
     std::string body;
