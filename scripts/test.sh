@@ -3,11 +3,14 @@
 #   1. install dependencies (fast when present)          REDLINE_SKIP_DEPS=1 skips
 #   2. Release build into build/ and its unit tests (ctest)
 #   3. end-to-end and SDK compatibility tests (node --test) against build/redline
-#   4. ASan/UBSan build into build-asan/ and its unit tests
+#   4. ASan/UBSan build into build-asan/, its unit tests, and the step 3 tests against it
 #   5. libFuzzer build into build-fuzz/ (clang-14), each target for FUZZ_SECONDS over its corpus
 # REDLINE_BUILD_DIR, REDLINE_ASAN_BUILD_DIR and REDLINE_FUZZ_BUILD_DIR rename the build trees.
 # Every stage runs even when an earlier one failed, so one run reports everything. Exits non-zero
 # on any failure; the last line is "N passed, N failed" over all tests run.
+# The body is one { ... } block, so bash reads all of it before running any: editing or pulling
+# this file while a run is in progress cannot change what that run does.
+{
 set -uo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,12 +61,14 @@ run_ctest() {
   fi
 }
 
-# build_stage LABEL BUILD_DIR CMAKE_ARGS...: a failed build counts as one failure.
+# build_stage LABEL BUILD_DIR CMAKE_ARGS...: a failed build counts as one failure. Ninja keeps
+# going past failures, so one broken test file does not keep the binary from the later stages.
 build_stage() {
   local label="$1" build_dir="$2"
   shift 2
   banner "$label"
-  if "$repo_root/scripts/build.sh" "$build_dir" "$@" 2>&1 | tee "$log_dir/$label.log"; then
+  if REDLINE_KEEP_GOING=0 "$repo_root/scripts/build.sh" "$build_dir" "$@" 2>&1 |
+    tee "$log_dir/$label.log"; then
     return 0
   fi
   record "$label" 0 1 "build failed (see output above)"
@@ -79,22 +84,27 @@ if [[ "${REDLINE_SKIP_DEPS:-0}" != 1 ]]; then
 fi
 
 # ---- 2. Release build and unit tests ------------------------------------------------------------
-if build_stage "build (Release)" "$build_dir"; then
-  run_ctest "unit tests (Release)" "$build_dir"
-fi
+# Unit tests run even after a failed build: those that did build still report.
+build_stage "build (Release)" "$build_dir"
+run_ctest "unit tests (Release)" "$build_dir"
 
 # ---- 3. end-to-end and SDK tests --------------------------------------------------------------
-banner "integration and compat tests (node --test)"
 shopt -s nullglob
 node_tests=(tests/integration/*.test.mjs tests/compat/*.test.mjs)
 shopt -u nullglob
-if ((${#node_tests[@]} == 0)); then
-  record "node tests" 0 1 "no test files found"
-else
-  tap="$log_dir/node.tap"
+
+# run_node_tests LABEL BINARY: node's test runner over every end-to-end and SDK test file, with
+# `redline` taken from BINARY; counts come from its TAP summary.
+run_node_tests() {
+  local label="$1" binary="$2" tap="$log_dir/$1.tap" rc pass fail cancelled
+  banner "$label"
+  if ((${#node_tests[@]} == 0)); then
+    record "$label" 0 1 "no test files found"
+    return
+  fi
   # Each test binds ports it picked itself (port 0), so files may run side by side; the processes
   # they start mostly sleep, so a concurrency above the core count is fine.
-  REDLINE_BIN="$repo_root/$build_dir/redline" node --test \
+  REDLINE_BIN="$binary" node --test \
     --test-concurrency="${NODE_TEST_CONCURRENCY:-3}" \
     --test-timeout="$node_test_timeout_ms" \
     --test-reporter=spec --test-reporter-destination=stdout \
@@ -107,16 +117,23 @@ else
   pass="${pass:-0}"
   fail=$((${fail:-0} + ${cancelled:-0}))
   if ((rc != 0 && fail == 0)); then fail=1; fi
-  record "integration + compat tests" "$pass" "$fail"
-fi
+  record "$label" "$pass" "$fail"
+}
+
+run_node_tests "e2e + SDK tests" "$repo_root/$build_dir/redline"
 
 # ---- 4. sanitizers ------------------------------------------------------------------------------
-if build_stage "build (ASan+UBSan)" "$asan_build_dir" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREDLINE_SANITIZE=ON -DREDLINE_BENCH=OFF; then
-  ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" \
-    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-    run_ctest "unit tests (ASan+UBSan)" "$asan_build_dir"
-fi
+build_stage "build (ASan+UBSan)" "$asan_build_dir" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREDLINE_SANITIZE=ON -DREDLINE_BENCH=OFF
+ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+  UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+  run_ctest "unit tests (ASan+UBSan)" "$asan_build_dir"
+# The same end-to-end tests against the sanitized binary: a memory error or undefined behaviour
+# aborts the process (halt_on_error), and a leak makes its clean exit non-zero, so either fails a
+# test.
+ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+  UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+  run_node_tests "e2e + SDK tests (ASan+UBSan)" "$repo_root/$asan_build_dir/redline"
 
 # ---- 5. fuzzing ---------------------------------------------------------------------------------
 if [[ -f fuzz/CMakeLists.txt ]] && grep -qE 'add_executable|redline_fuzz' fuzz/CMakeLists.txt; then
@@ -168,3 +185,5 @@ echo "logs: $log_dir"
 echo "wall time: $((SECONDS - started_at))s"
 echo "$total_passed passed, $total_failed failed"
 if ((total_failed > 0)); then exit 1; fi
+exit 0
+}
