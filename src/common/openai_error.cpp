@@ -32,7 +32,6 @@ std::string_view error_type_for_status(int status) {
   switch (status) {
     case 401: return "authentication_error";
     case 403: return "permission_error";
-    case 404: return "not_found_error";
     case 429: return "rate_limit_error";
     case 503: return "service_unavailable";
     default: return status >= 500 ? "server_error" : "invalid_request_error";

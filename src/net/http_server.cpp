@@ -216,7 +216,7 @@ bool is_quiet_close(const boost::system::error_code& ec) {
          ec == asio::error::broken_pipe;
 }
 
-HttpRequest to_request(http::request<http::string_body>&& message, const tcp::socket& socket) {
+HttpRequest to_request(http::request<http::string_body>&& message, const std::string& remote) {
   HttpRequest request;
   request.method = std::string(message.method_string());
   request.target = std::string(message.target());
@@ -225,9 +225,7 @@ HttpRequest to_request(http::request<http::string_body>&& message, const tcp::so
     request.headers.push_back({std::string(field.name_string()), std::string(field.value())});
   }
   request.body = std::move(message.body());
-  boost::system::error_code ec;
-  auto endpoint = socket.remote_endpoint(ec);
-  if (!ec) request.remote_address = endpoint.address().to_string();
+  request.remote_address = remote;
   return request;
 }
 
@@ -237,6 +235,12 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::State> state,
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   bool first_request = true;
+  std::string remote;
+  {
+    boost::system::error_code ec;
+    auto endpoint = stream.socket().remote_endpoint(ec);
+    if (!ec) remote = endpoint.address().to_string();
+  }
 
   for (;;) {
     if (!first_request && buffer.size() == 0) {
@@ -278,7 +282,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::State> state,
     stream.expires_never();
 
     bool keep_alive = parser.keep_alive() && !state->draining.load(std::memory_order_relaxed);
-    HttpRequest request = to_request(parser.release(), stream.socket());
+    HttpRequest request = to_request(parser.release(), remote);
     ConnectionWriter writer(stream, limits, keep_alive);
     state->in_flight.fetch_add(1, std::memory_order_relaxed);
     try {

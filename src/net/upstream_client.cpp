@@ -11,6 +11,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -198,16 +199,24 @@ class PooledExchange final : public UpstreamExchange {
   asio::awaitable<UpstreamError> read_some(std::string& out) override {
     if (cancelled_) co_return UpstreamError::kCancelled;
     if (!parser_ || parser_->is_done()) co_return UpstreamError::kNone;
+    // Size the read to what is expected: growing `out` by a fixed large chunk would zero-fill
+    // and allocate far more than a typical answer needs.
+    std::size_t want = kReadChunk;
+    if (auto remaining = parser_->content_length_remaining(); remaining && *remaining > 0) {
+      want = std::min<std::size_t>(*remaining, kReadChunk);
+    } else {
+      want = std::clamp<std::size_t>(connection_->buffer.size(), 2048, kReadChunk);
+    }
     std::size_t old_size = out.size();
-    out.resize(old_size + kReadChunk);
+    out.resize(old_size + want);
     auto& body = parser_->get().body();
     body.data = out.data() + old_size;
-    body.size = kReadChunk;
+    body.size = want;
     connection_->lowest().expires_after(pool_->endpoint.idle_timeout);
     auto [ec, n] = co_await with_stream(*connection_, [&](auto& stream) {
       return http::async_read_some(stream, connection_->buffer, *parser_, kNoThrow);
     });
-    out.resize(old_size + (kReadChunk - body.size));
+    out.resize(old_size + (want - body.size));
     if (ec == http::error::need_buffer) ec = {};
     if (cancelled_) co_return UpstreamError::kCancelled;
     if (ec) co_return classify(ec);
