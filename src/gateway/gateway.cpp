@@ -290,7 +290,8 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     auto exchange = (*backend.pools)[thread]->exchange();
     writer.watch_disconnect([&exchange] { exchange->cancel(); });
     const auto sent_at = Clock::now();
-    net::UpstreamError error = co_await exchange->start({"POST", target, &headers, body});
+    net::UpstreamError error = co_await exchange->start(
+        {"POST", target, &headers, body, sent_at + backend.config->request_timeout});
 
     // Before the first byte goes to the client, any failure may still be retried elsewhere.
     if (error == net::UpstreamError::kNone && exchange->status() != 429 &&

@@ -169,6 +169,7 @@ class PooledExchange final : public UpstreamExchange {
   }
 
   asio::awaitable<UpstreamError> start(const UpstreamRequest& request) override {
+    deadline_ = request.deadline;
     std::string head = serialize_head(request);
     // A pooled connection the upstream has quietly closed fails before any response byte;
     // that request never reached the upstream, so one fresh connection may try again.
@@ -212,7 +213,7 @@ class PooledExchange final : public UpstreamExchange {
     auto& body = parser_->get().body();
     body.data = out.data() + old_size;
     body.size = want;
-    connection_->lowest().expires_after(pool_->endpoint.idle_timeout);
+    arm_timer(pool_->endpoint.idle_timeout);
     auto [ec, n] = co_await with_stream(*connection_, [&](auto& stream) {
       return http::async_read_some(stream, connection_->buffer, *parser_, kNoThrow);
     });
@@ -242,6 +243,13 @@ class PooledExchange final : public UpstreamExchange {
   }
 
  private:
+  // The next operation's timeout, never past the exchange's overall deadline.
+  void arm_timer(std::chrono::milliseconds timeout) {
+    auto now = std::chrono::steady_clock::now();
+    auto until = deadline_ - now > timeout ? now + timeout : deadline_;
+    connection_->lowest().expires_at(until);
+  }
+
   std::string serialize_head(const UpstreamRequest& request) const {
     std::string head;
     head.reserve(512);
@@ -261,8 +269,7 @@ class PooledExchange final : public UpstreamExchange {
 
   asio::awaitable<UpstreamError> send_and_read_head(const std::string& head,
                                                    std::string_view body) {
-    auto& lowest = connection_->lowest();
-    lowest.expires_after(pool_->endpoint.first_byte_timeout);
+    arm_timer(pool_->endpoint.first_byte_timeout);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
     auto [write_ec, written] = co_await with_stream(*connection_, [&](auto& stream) {
       return asio::async_write(stream, buffers, kNoThrow);
@@ -293,6 +300,7 @@ class PooledExchange final : public UpstreamExchange {
   int status_ = 0;
   Headers headers_;
   bool cancelled_ = false;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
 };
 
 }  // namespace

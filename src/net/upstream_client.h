@@ -40,6 +40,8 @@ struct UpstreamRequest {
   std::string_view target;  // origin-form path, e.g. "/v1/chat/completions"
   const Headers* headers = nullptr;  // Host, Content-Length and Connection are added
   std::string_view body;
+  // The whole exchange (connect, head, body) must end by then; time_point::max() = no bound.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 // One request/response on a pooled connection. start() sends the request and reads the head;
