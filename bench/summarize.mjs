@@ -104,6 +104,12 @@ for (const target of ['redline', 'nginx']) {
 }
 out();
 out('KiB per stream = (highest RSS while the streams were open − RSS idle) / established streams.');
+if (machine.streams_requested && machine.streams < machine.streams_requested) {
+  out(`Streams were capped at ${machine.streams} (of ${machine.streams_requested} asked for): the ` +
+      `open-files hard limit is ${machine.fd_limit} and cannot be raised without ` +
+      'CAP_SYS_RESOURCE, and a proxy process needs one client and one upstream descriptor per ' +
+      'stream.');
+}
 out();
 out('### Against the targets');
 out();

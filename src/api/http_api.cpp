@@ -38,7 +38,8 @@ std::string request_id_for(const net::HttpRequest& request) {
 }
 
 net::HttpResponse json_response(int status, std::string body, const std::string& request_id) {
-  return {status, {{"Content-Type", "application/json"}, {"x-request-id", request_id}},
+  return {status,
+          {{"Content-Type", "application/json"}, {"x-request-id", request_id}},
           std::move(body)};
 }
 
@@ -78,26 +79,31 @@ asio::awaitable<void> HttpApi::handle(net::HttpRequest& request, net::ResponseWr
     context.route = "models";
     auto table = gateway_.table();
     std::string body = model_json(table->models_json(), path.substr(11));
-    response = body.empty()
-                   ? json_response(404,
-                                   error_body(make_error(404,
-                                                         "The model `" + std::string(path.substr(11)) +
-                                                             "` does not exist.",
-                                                         "model", "model_not_found")),
-                                   context.request_id)
-                   : json_response(200, std::move(body), context.request_id);
+    response =
+        body.empty()
+            ? json_response(
+                  404,
+                  error_body(make_error(
+                      404, "The model `" + std::string(path.substr(11)) + "` does not exist.",
+                      "model", "model_not_found")),
+                  context.request_id)
+            : json_response(200, std::move(body), context.request_id);
   } else if (!route) {
     context.route = "unknown";
     int status = (path_known || model_lookup) ? 405 : 404;
-    std::string message = status == 405 ? "Method " + request.method + " is not allowed on " +
-                                              std::string(path) + "."
-                                        : "Unknown request URL: " + request.method + " " +
-                                              std::string(path) + ". Please check the URL.";
-    response = json_response(status, error_body(make_error(status, message, "", status == 405 ? "method_not_allowed" : "unknown_url")),
-                             context.request_id);
+    std::string message =
+        status == 405 ? "Method " + request.method + " is not allowed on " + std::string(path) + "."
+                      : "Unknown request URL: " + request.method + " " + std::string(path) +
+                            ". Please check the URL.";
+    response =
+        json_response(status,
+                      error_body(make_error(status, message, "",
+                                            status == 405 ? "method_not_allowed" : "unknown_url")),
+                      context.request_id);
     if (status == 405) {
       for (const auto& candidate : kRoutes) {
-        if (candidate.path == path) response.headers.push_back({"Allow", std::string(candidate.method)});
+        if (candidate.path == path)
+          response.headers.push_back({"Allow", std::string(candidate.method)});
       }
     }
   } else if (route->name == "chat.completions" || route->name == "completions" ||
@@ -122,9 +128,10 @@ asio::awaitable<void> HttpApi::handle(net::HttpRequest& request, net::ResponseWr
                                      : R"({"status":"not ready","reason":"no healthy backend"})",
                                context.request_id);
     } else {
-      response = {200,
-                  {{"Content-Type", "text/plain; version=0.0.4"}, {"x-request-id", context.request_id}},
-                  gateway_.metrics().scrape(gateway_.registry())};
+      response = {
+          200,
+          {{"Content-Type", "text/plain; version=0.0.4"}, {"x-request-id", context.request_id}},
+          gateway_.metrics().scrape(gateway_.registry())};
     }
   }
   context.status = response.status;

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
-  CLI::App app{"Redline: an OpenAI-compatible AI gateway with red lines, routing and an audit trail"};
+  CLI::App app{
+      "Redline: an OpenAI-compatible AI gateway with red lines, routing and an audit trail"};
   app.require_subcommand(1);
 
   std::string config_path;

@@ -37,7 +37,8 @@ void drain_then_stop(net::HttpServer& server, net::IoPool& io, asio::io_context&
                      std::chrono::steady_clock::time_point deadline) {
   if (server.requests_in_flight() == 0 || std::chrono::steady_clock::now() >= deadline) {
     if (server.requests_in_flight() > 0) {
-      spdlog::warn("drain deadline reached with {} request(s) in flight", server.requests_in_flight());
+      spdlog::warn("drain deadline reached with {} request(s) in flight",
+                   server.requests_in_flight());
     }
     io.stop();
     return;
@@ -100,29 +101,29 @@ int run_gateway(const std::string& config_path) {
 
   asio::io_context& control = io.at(0);
   asio::signal_set signals(control, SIGHUP, SIGTERM, SIGINT);
-  std::function<void(boost::system::error_code, int)> on_signal =
-      [&](boost::system::error_code ec, int signal) {
-        if (ec) return;
-        if (signal == SIGHUP) {
-          auto reloaded = config::load_config_file(config_path);
-          if (!reloaded.errors.empty()) {
-            spdlog::error("reload rejected, keeping the running configuration:\n{}",
-                          config::format_errors(reloaded.errors));
-          } else {
-            if (reloaded.config->server.listeners != listeners) {
-              spdlog::warn("reload: listener changes take effect after a restart");
-            }
-            gateway.reload(std::move(*reloaded.config));
-            spdlog::info("configuration reloaded from {}", config_path);
-          }
-          signals.async_wait(on_signal);
-          return;
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+      auto reloaded = config::load_config_file(config_path);
+      if (!reloaded.errors.empty()) {
+        spdlog::error("reload rejected, keeping the running configuration:\n{}",
+                      config::format_errors(reloaded.errors));
+      } else {
+        if (reloaded.config->server.listeners != listeners) {
+          spdlog::warn("reload: listener changes take effect after a restart");
         }
-        spdlog::info("draining: {} request(s) in flight, deadline {} ms",
-                     server.requests_in_flight(), drain_timeout.count());
-        server.stop_accepting();
-        drain_then_stop(server, io, control, std::chrono::steady_clock::now() + drain_timeout);
-      };
+        gateway.reload(std::move(*reloaded.config));
+        spdlog::info("configuration reloaded from {}", config_path);
+      }
+      signals.async_wait(on_signal);
+      return;
+    }
+    spdlog::info("draining: {} request(s) in flight, deadline {} ms", server.requests_in_flight(),
+                 drain_timeout.count());
+    server.stop_accepting();
+    drain_then_stop(server, io, control, std::chrono::steady_clock::now() + drain_timeout);
+  };
   signals.async_wait(on_signal);
   io.run();
   spdlog::info("redline gateway stopped");

@@ -18,8 +18,7 @@ std::string error_body(const ApiError& error) {
   std::string out = R"({"error":{"message":)";
   append_json_string(out, error.message);
   out += R"(,"type":)";
-  append_json_string(out,
-                     error.type.empty() ? error_type_for_status(error.status) : error.type);
+  append_json_string(out, error.type.empty() ? error_type_for_status(error.status) : error.type);
   out += R"(,"param":)";
   append_nullable(out, error.param);
   out += R"(,"code":)";
@@ -30,11 +29,16 @@ std::string error_body(const ApiError& error) {
 
 std::string_view error_type_for_status(int status) {
   switch (status) {
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 429: return "rate_limit_error";
-    case 503: return "service_unavailable";
-    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+      return "service_unavailable";
+    default:
+      return status >= 500 ? "server_error" : "invalid_request_error";
   }
 }
 

@@ -23,7 +23,6 @@ std::string error_body(const ApiError& error);
 std::string_view error_type_for_status(int status);
 
 // Shorthand: an error whose type follows from its status.
-ApiError make_error(int status, std::string message, std::string param = {},
-                    std::string code = {});
+ApiError make_error(int status, std::string message, std::string param = {}, std::string code = {});
 
 }  // namespace redline

@@ -42,9 +42,12 @@ namespace {
 
 std::string_view path_for(ApiKind kind) {
   switch (kind) {
-    case ApiKind::kChatCompletions: return "/chat/completions";
-    case ApiKind::kCompletions: return "/completions";
-    case ApiKind::kEmbeddings: return "/embeddings";
+    case ApiKind::kChatCompletions:
+      return "/chat/completions";
+    case ApiKind::kCompletions:
+      return "/completions";
+    case ApiKind::kEmbeddings:
+      return "/embeddings";
   }
   return "";
 }
@@ -68,19 +71,24 @@ std::chrono::milliseconds retry_after(const net::Headers& headers) {
 
 routing::FailureKind failure_kind(net::UpstreamError error) {
   switch (error) {
-    case net::UpstreamError::kTimeout: return routing::FailureKind::kTimeout;
-    case net::UpstreamError::kProtocol: return routing::FailureKind::kProtocol;
-    default: return routing::FailureKind::kConnect;
+    case net::UpstreamError::kTimeout:
+      return routing::FailureKind::kTimeout;
+    case net::UpstreamError::kProtocol:
+      return routing::FailureKind::kProtocol;
+    default:
+      return routing::FailureKind::kConnect;
   }
 }
 
 ApiError upstream_failure(net::UpstreamError error, std::string_view backend) {
   if (error == net::UpstreamError::kTimeout) {
-    return make_error(504, "The upstream model server '" + std::string(backend) +
-                               "' did not answer in time.", "", "upstream_timeout");
+    return make_error(
+        504, "The upstream model server '" + std::string(backend) + "' did not answer in time.", "",
+        "upstream_timeout");
   }
-  return make_error(502, "The upstream model server '" + std::string(backend) +
-                             "' failed: " + std::string(net::to_string(error)) + ".",
+  return make_error(502,
+                    "The upstream model server '" + std::string(backend) +
+                        "' failed: " + std::string(net::to_string(error)) + ".",
                     "", "upstream_error");
 }
 
@@ -102,9 +110,7 @@ void read_usage(std::string_view json, RequestContext& context) {
   }
 }
 
-std::string stream_error_event(const ApiError& error) {
-  return net::sse_data(error_body(error));
-}
+std::string stream_error_event(const ApiError& error) { return net::sse_data(error_body(error)); }
 
 // Keeps a backend's outstanding-request count right on every path out of an attempt.
 class InFlight {
@@ -162,8 +168,8 @@ bool Gateway::ready() const {
 void Gateway::settle(const net::HttpRequest& request, const RequestContext& context) {
   auto duration = Clock::now() - context.start;
   metrics_.record_request({context.route, context.model, context.backend, context.status,
-                           context.stream, duration, context.time_to_first_token,
-                           context.tokens_in, context.tokens_out});
+                           context.stream, duration, context.time_to_first_token, context.tokens_in,
+                           context.tokens_out});
   if (access_log_->enabled()) {
     access_log_->write({context.request_id, request.method, request.path(), context.route,
                         context.model, context.backend, request.remote_address, context.status,
@@ -172,9 +178,8 @@ void Gateway::settle(const net::HttpRequest& request, const RequestContext& cont
   }
 }
 
-asio::awaitable<void> Gateway::respond_error(net::ResponseWriter& writer,
-                                             RequestContext& context, ApiError error,
-                                             net::Headers extra) {
+asio::awaitable<void> Gateway::respond_error(net::ResponseWriter& writer, RequestContext& context,
+                                             ApiError error, net::Headers extra) {
   context.status = error.status;
   context.error = error.message;
   net::HttpResponse response{error.status, std::move(extra), error_body(error)};
@@ -188,8 +193,7 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   auto table = this->table();
   const auto& routing_settings = table->config().routing;
 
-  ParseResult parsed =
-      parse_request(kind, request.body, routing_settings.prefix_affinity_bytes);
+  ParseResult parsed = parse_request(kind, request.body, routing_settings.prefix_affinity_bytes);
   if (!parsed.request) {
     co_await respond_error(writer, context, std::move(parsed.error));
     co_return;
@@ -229,8 +233,8 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     const AliasRoute& route = *alias->chain[chain_index];
     const auto now = Clock::now();
     auto picked = picker_.pick({route.candidates, route.strategy, call.affinity_hash, excluded,
-                                static_cast<double>(route.config->max_latency.count()),
-                                768, static_cast<int>(call.max_tokens.value_or(256)), now});
+                                static_cast<double>(route.config->max_latency.count()), 768,
+                                static_cast<int>(call.max_tokens.value_or(256)), now});
     if (!picked) {
       // A throttled backend that asked us to come back soon is worth the wait if nothing else
       // can serve and the client has not been answered.
@@ -249,10 +253,10 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
         const auto& state = *route.candidates[i].backend;
         unavailable_reasons += unavailable_reasons.empty() ? "" : "; ";
         unavailable_reasons += state.name() + " is ";
-        unavailable_reasons += !state.healthy()          ? "failing health checks"
-                               : state.throttled(now)    ? "rate limiting"
-                               : state.ejected(now)      ? "ejected after repeated errors"
-                                                         : "behind an open circuit breaker";
+        unavailable_reasons += !state.healthy()       ? "failing health checks"
+                               : state.throttled(now) ? "rate limiting"
+                               : state.ejected(now)   ? "ejected after repeated errors"
+                                                      : "behind an open circuit breaker";
       }
       ++chain_index;
       excluded.clear();
@@ -409,16 +413,17 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     }
     // The upstream broke off: say so in-band, so no client mistakes a truncated answer for a
     // complete one.
-    state.record_failure(Clock::now(), failure_kind(error == net::UpstreamError::kNone
-                                                        ? net::UpstreamError::kClosed
-                                                        : error));
+    state.record_failure(
+        Clock::now(),
+        failure_kind(error == net::UpstreamError::kNone ? net::UpstreamError::kClosed : error));
     metrics_.record_upstream_error(state.name(), "stream_" + std::string(net::to_string(error)));
     ApiError broken = make_error(
-        502, "The upstream model server '" + state.name() +
-                 "' ended the stream before it was complete (" +
-                 std::string(net::to_string(error == net::UpstreamError::kNone
-                                                ? net::UpstreamError::kClosed
-                                                : error)) + ").",
+        502,
+        "The upstream model server '" + state.name() +
+            "' ended the stream before it was complete (" +
+            std::string(net::to_string(
+                error == net::UpstreamError::kNone ? net::UpstreamError::kClosed : error)) +
+            ").",
         "", "upstream_stream_interrupted");
     context.error = broken.message;
     context.status = 502;

@@ -134,8 +134,8 @@ void Metrics::record_request(const RequestRecord& r) {
       l.emplace("direction", direction);
       return &impl_->tokens.Add(l);
     };
-    Impl::BackendSeries series{&impl_->ttft.Add(labels, latency_buckets()),
-                               with_direction("input"), with_direction("output")};
+    Impl::BackendSeries series{&impl_->ttft.Add(labels, latency_buckets()), with_direction("input"),
+                               with_direction("output")};
     bit = backend_series.emplace(std::move(backend_key), series).first;
   }
   if (r.time_to_first_token.count() > 0) bit->second.ttft->Observe(seconds(r.time_to_first_token));
@@ -162,9 +162,15 @@ std::string Metrics::scrape(const routing::BackendRegistry& backends) {
     prometheus::Labels labels{{"backend", backend->name()}};
     double state = 0;
     switch (backend->breaker_state(now)) {
-      case routing::BreakerState::kClosed: state = 0; break;
-      case routing::BreakerState::kHalfOpen: state = 1; break;
-      case routing::BreakerState::kOpen: state = 2; break;
+      case routing::BreakerState::kClosed:
+        state = 0;
+        break;
+      case routing::BreakerState::kHalfOpen:
+        state = 1;
+        break;
+      case routing::BreakerState::kOpen:
+        state = 2;
+        break;
     }
     impl_->breaker.Add(labels).Set(state);
     impl_->healthy.Add(labels).Set(backend->healthy() ? 1 : 0);

@@ -11,9 +11,12 @@ namespace od = simdjson::ondemand;
 
 std::string_view to_string(ApiKind kind) {
   switch (kind) {
-    case ApiKind::kChatCompletions: return "chat.completions";
-    case ApiKind::kCompletions: return "completions";
-    case ApiKind::kEmbeddings: return "embeddings";
+    case ApiKind::kChatCompletions:
+      return "chat.completions";
+    case ApiKind::kCompletions:
+      return "completions";
+    case ApiKind::kEmbeddings:
+      return "embeddings";
   }
   return "unknown";
 }
@@ -22,12 +25,18 @@ namespace {
 
 std::string_view type_name(od::json_type type) {
   switch (type) {
-    case od::json_type::array: return "an array";
-    case od::json_type::object: return "an object";
-    case od::json_type::number: return "a number";
-    case od::json_type::string: return "a string";
-    case od::json_type::boolean: return "a boolean";
-    case od::json_type::null: return "null";
+    case od::json_type::array:
+      return "an array";
+    case od::json_type::object:
+      return "an object";
+    case od::json_type::number:
+      return "a number";
+    case od::json_type::string:
+      return "a string";
+    case od::json_type::boolean:
+      return "a boolean";
+    case od::json_type::null:
+      return "null";
   }
   return "an unknown value";
 }
@@ -56,9 +65,12 @@ ParseResult missing(std::string_view param) {
 // The prompt field whose leading bytes identify a conversation for prefix affinity.
 std::string_view prompt_field(ApiKind kind) {
   switch (kind) {
-    case ApiKind::kChatCompletions: return "messages";
-    case ApiKind::kCompletions: return "prompt";
-    case ApiKind::kEmbeddings: return "input";
+    case ApiKind::kChatCompletions:
+      return "messages";
+    case ApiKind::kCompletions:
+      return "prompt";
+    case ApiKind::kEmbeddings:
+      return "input";
   }
   return "";
 }
@@ -115,7 +127,8 @@ ParseResult parse_request(ApiKind kind, std::string& body, std::size_t affinity_
         bool include = false;
         if (option.value().get_bool().get(include)) {
           return {std::nullopt,
-                  make_error(400, "Invalid type for 'stream_options.include_usage': expected a boolean.",
+                  make_error(400,
+                             "Invalid type for 'stream_options.include_usage': expected a boolean.",
                              "stream_options.include_usage", "invalid_type")};
         }
         request.include_usage = include;

@@ -22,9 +22,9 @@ struct ParsedRequest {
   std::size_t model_offset = 0;
   std::size_t model_length = 0;
   bool stream = false;
-  bool include_usage = false;        // stream_options.include_usage
-  std::optional<long> max_tokens;    // max_tokens or max_completion_tokens
-  std::uint64_t affinity_hash = 0;   // hash of the prompt's first bytes; 0 when there is none
+  bool include_usage = false;       // stream_options.include_usage
+  std::optional<long> max_tokens;   // max_tokens or max_completion_tokens
+  std::uint64_t affinity_hash = 0;  // hash of the prompt's first bytes; 0 when there is none
 };
 
 struct ParseResult {

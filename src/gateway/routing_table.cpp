@@ -12,11 +12,16 @@ namespace {
 
 routing::Strategy to_routing(config::Strategy strategy) {
   switch (strategy) {
-    case config::Strategy::kLeastLoad: return routing::Strategy::kLeastLoad;
-    case config::Strategy::kLatency: return routing::Strategy::kLatency;
-    case config::Strategy::kCost: return routing::Strategy::kCost;
-    case config::Strategy::kWeighted: return routing::Strategy::kWeighted;
-    case config::Strategy::kPrefixAffinity: return routing::Strategy::kPrefixAffinity;
+    case config::Strategy::kLeastLoad:
+      return routing::Strategy::kLeastLoad;
+    case config::Strategy::kLatency:
+      return routing::Strategy::kLatency;
+    case config::Strategy::kCost:
+      return routing::Strategy::kCost;
+    case config::Strategy::kWeighted:
+      return routing::Strategy::kWeighted;
+    case config::Strategy::kPrefixAffinity:
+      return routing::Strategy::kPrefixAffinity;
   }
   return routing::Strategy::kLeastLoad;
 }
@@ -106,7 +111,8 @@ std::shared_ptr<const RoutingTable> RoutingTable::build(config::Config config, n
     if (!route->pools) {
       route->pools = std::make_shared<ThreadPools>();
       for (std::size_t i = 0; i < io.size(); ++i) {
-        route->pools->push_back(std::make_unique<net::UpstreamPool>(io.at(i), endpoint_of(backend)));
+        route->pools->push_back(
+            std::make_unique<net::UpstreamPool>(io.at(i), endpoint_of(backend)));
       }
     }
     route->upstream_headers.push_back({"Content-Type", "application/json"});
@@ -134,7 +140,8 @@ std::shared_ptr<const RoutingTable> RoutingTable::build(config::Config config, n
     }
     table->aliases_.emplace(alias.name, std::move(route));
   }
-  for (auto& [name, alias] : table->aliases_) append_chain(alias.get(), table->aliases_, alias->chain);
+  for (auto& [name, alias] : table->aliases_)
+    append_chain(alias.get(), table->aliases_, alias->chain);
 
   table->models_json_ = build_models_json(cfg);
   table->retry_budget_ = std::make_unique<routing::RetryBudget>(

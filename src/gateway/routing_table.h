@@ -36,8 +36,8 @@ struct AliasRoute {
   const config::ModelAlias* config = nullptr;
   routing::Strategy strategy = routing::Strategy::kLeastLoad;
   std::vector<routing::Candidate> candidates;
-  std::vector<const BackendRoute*> backends;   // parallel to candidates
-  std::vector<std::string> upstream_models;    // parallel to candidates
+  std::vector<const BackendRoute*> backends;  // parallel to candidates
+  std::vector<std::string> upstream_models;   // parallel to candidates
   // This alias followed by its fallbacks, depth first and without repeats: the order in which a
   // request tries them.
   std::vector<const AliasRoute*> chain;

@@ -35,8 +35,7 @@ struct HttpServer::State {
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> draining{false};
 
-  State(IoPool& p, ServerLimits l, Handler h)
-      : pool(p), limits(l), handler(std::move(h)) {}
+  State(IoPool& p, ServerLimits l, Handler h) : pool(p), limits(l), handler(std::move(h)) {}
 };
 
 namespace {
@@ -88,8 +87,8 @@ class ConnectionWriter final : public ResponseWriter {
   asio::awaitable<bool> send(HttpResponse response) override {
     if (started_ || watch_->gone) co_return false;
     started_ = finished_ = true;
-    std::string head = response_head(response.status, response.headers, false,
-                                     response.body.size(), keep_alive_);
+    std::string head =
+        response_head(response.status, response.headers, false, response.body.size(), keep_alive_);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(response.body)};
     co_return co_await write(buffers);
   }
@@ -140,28 +139,26 @@ class ConnectionWriter final : public ResponseWriter {
  private:
   static void arm_watch(std::shared_ptr<DisconnectWatch> watch, tcp::socket& socket) {
     watch->active = true;
-    socket.async_wait(tcp::socket::wait_read,
-                      [watch, &socket](boost::system::error_code ec) {
-                        if (!watch->active) return;  // the request finished first
-                        watch->active = false;
-                        if (ec == asio::error::operation_aborted) return;
-                        if (!ec) {
-                          char byte;
-                          ssize_t n = ::recv(socket.native_handle(), &byte, 1,
-                                             MSG_PEEK | MSG_DONTWAIT);
-                          if (n > 0) return;  // a pipelined request, not a hang-up
-                          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                            arm_watch(watch, socket);
-                            return;
-                          }
-                        }
-                        watch->gone = true;
-                        if (watch->on_disconnect) {
-                          auto callback = std::move(watch->on_disconnect);
-                          watch->on_disconnect = nullptr;
-                          callback();
-                        }
-                      });
+    socket.async_wait(tcp::socket::wait_read, [watch, &socket](boost::system::error_code ec) {
+      if (!watch->active) return;  // the request finished first
+      watch->active = false;
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        char byte;
+        ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return;  // a pipelined request, not a hang-up
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          arm_watch(watch, socket);
+          return;
+        }
+      }
+      watch->gone = true;
+      if (watch->on_disconnect) {
+        auto callback = std::move(watch->on_disconnect);
+        watch->on_disconnect = nullptr;
+        callback();
+      }
+    });
   }
 
   template <class Buffers>
@@ -295,7 +292,8 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::State> state,
 
     if (!writer.started()) {
       // Built outside the co_await: g++ 12 cannot keep array temporaries in a coroutine frame.
-      HttpResponse failure{500, {{"Content-Type", "application/json"}},
+      HttpResponse failure{500,
+                           {{"Content-Type", "application/json"}},
                            error_body(make_error(500, "The server failed to answer."))};
       co_await writer.send(std::move(failure));
     }
@@ -319,7 +317,8 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state,
       static const std::string kBusy = [] {
         std::string body = error_body(make_error(503, "Too many open connections."));
         return response_head(503, {{"Content-Type", "application/json"}}, false, body.size(),
-                             false) + body;
+                             false) +
+               body;
       }();
       boost::system::error_code ignored;
       socket.non_blocking(true, ignored);

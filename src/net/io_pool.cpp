@@ -14,9 +14,9 @@ IoPool::IoPool(std::size_t threads) {
   for (std::size_t i = 0; i < threads; ++i) {
     // Concurrency hint 1: each context is only ever run by one thread.
     contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
-    guards_.push_back(std::make_unique<
-                      boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
-        contexts_.back()->get_executor()));
+    guards_.push_back(
+        std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
+            contexts_.back()->get_executor()));
   }
 }
 

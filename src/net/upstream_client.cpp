@@ -1,5 +1,6 @@
 #include "net/upstream_client.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -11,7 +12,6 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -29,12 +29,18 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 
 std::string_view to_string(UpstreamError error) {
   switch (error) {
-    case UpstreamError::kNone: return "none";
-    case UpstreamError::kConnect: return "connect";
-    case UpstreamError::kTimeout: return "timeout";
-    case UpstreamError::kProtocol: return "protocol";
-    case UpstreamError::kClosed: return "closed";
-    case UpstreamError::kCancelled: return "cancelled";
+    case UpstreamError::kNone:
+      return "none";
+    case UpstreamError::kConnect:
+      return "connect";
+    case UpstreamError::kTimeout:
+      return "timeout";
+    case UpstreamError::kProtocol:
+      return "protocol";
+    case UpstreamError::kClosed:
+      return "closed";
+    case UpstreamError::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -119,8 +125,8 @@ struct UpstreamPool::State {
     auto connection = std::make_unique<Connection>();
     if (resolved.empty()) {
       tcp::resolver resolver(context);
-      auto [ec, results] = co_await resolver.async_resolve(
-          endpoint.host, std::to_string(endpoint.port), kNoThrow);
+      auto [ec, results] =
+          co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), kNoThrow);
       if (ec) co_return std::pair{UpstreamError::kConnect, nullptr};
       for (const auto& entry : results) resolved.push_back(entry.endpoint());
     }
@@ -136,9 +142,8 @@ struct UpstreamPool::State {
     auto [ec, ep] = co_await lowest->async_connect(resolved, kNoThrow);
     if (ec) {
       resolved.clear();  // resolve again next time: the address may have changed
-      co_return std::pair{ec == beast::error::timeout ? UpstreamError::kTimeout
-                                                      : UpstreamError::kConnect,
-                          nullptr};
+      co_return std::pair{
+          ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kConnect, nullptr};
     }
     lowest->socket().set_option(tcp::no_delay(true));
     if (tls) {
@@ -147,9 +152,9 @@ struct UpstreamPool::State {
       stream.set_verify_callback(ssl::host_name_verification(endpoint.host));
       auto [hs_ec] = co_await stream.async_handshake(ssl::stream_base::client, kNoThrow);
       if (hs_ec) {
-        co_return std::pair{hs_ec == beast::error::timeout ? UpstreamError::kTimeout
-                                                           : UpstreamError::kConnect,
-                            nullptr};
+        co_return std::pair{
+            hs_ec == beast::error::timeout ? UpstreamError::kTimeout : UpstreamError::kConnect,
+            nullptr};
       }
     }
     co_return std::pair{UpstreamError::kNone, std::move(connection)};
@@ -268,12 +273,11 @@ class PooledExchange final : public UpstreamExchange {
   }
 
   asio::awaitable<UpstreamError> send_and_read_head(const std::string& head,
-                                                   std::string_view body) {
+                                                    std::string_view body) {
     arm_timer(pool_->endpoint.first_byte_timeout);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
-    auto [write_ec, written] = co_await with_stream(*connection_, [&](auto& stream) {
-      return asio::async_write(stream, buffers, kNoThrow);
-    });
+    auto [write_ec, written] = co_await with_stream(
+        *connection_, [&](auto& stream) { return asio::async_write(stream, buffers, kNoThrow); });
     if (cancelled_) co_return UpstreamError::kCancelled;
     if (write_ec) co_return classify(write_ec);
 

@@ -37,7 +37,7 @@ std::string_view to_string(UpstreamError error);
 
 struct UpstreamRequest {
   std::string_view method;
-  std::string_view target;  // origin-form path, e.g. "/v1/chat/completions"
+  std::string_view target;           // origin-form path, e.g. "/v1/chat/completions"
   const Headers* headers = nullptr;  // Host, Content-Length and Connection are added
   std::string_view body;
   // The whole exchange (connect, head, body) must end by then; time_point::max() = no bound.
