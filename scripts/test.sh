@@ -135,11 +135,29 @@ ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
   UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
   run_node_tests "e2e + SDK tests (ASan+UBSan)" "$repo_root/$asan_build_dir/redline"
 
+# Configures the fuzz tree with clang-14 and builds only the fuzz executables (and the libraries
+# they link), not the server binary, which the fuzz targets do not need.
+build_fuzz_targets() {
+  local label="build (fuzz)" log="$log_dir/build-fuzz.log" targets
+  banner "$label"
+  {
+    cmake -S "$repo_root" -B "$repo_root/$fuzz_build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DREDLINE_FUZZ=ON -DREDLINE_TESTS=OFF -DREDLINE_BENCH=OFF &&
+      targets="$(ninja -C "$repo_root/$fuzz_build_dir" -t targets all |
+        sed -nE 's#^(fuzz/[A-Za-z0-9_]+): CXX_EXECUTABLE_LINKER.*#\1#p')" &&
+      [[ -n "$targets" ]] &&
+      # shellcheck disable=SC2086 # one target per word
+      ninja -C "$repo_root/$fuzz_build_dir" -j "$jobs" -k 0 $targets
+  } 2>&1 | tee "$log"
+  if ((PIPESTATUS[0] == 0)); then return 0; fi
+  record "$label" 0 1 "build failed (see output above)"
+  return 1
+}
+
 # ---- 5. fuzzing ---------------------------------------------------------------------------------
 if [[ -f fuzz/CMakeLists.txt ]] && grep -qE 'add_executable|redline_fuzz' fuzz/CMakeLists.txt; then
-  if build_stage "build (fuzz)" "$fuzz_build_dir" \
-    -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
-    -DREDLINE_FUZZ=ON -DREDLINE_TESTS=OFF -DREDLINE_BENCH=OFF; then
+  if build_fuzz_targets; then
     banner "fuzz targets (${fuzz_seconds}s each)"
     fuzz_passed=0
     fuzz_failed=0

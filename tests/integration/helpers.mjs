@@ -107,14 +107,34 @@ export function toToml(document) {
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-/** Keeps the last `limit` characters a child printed, for failure messages. */
+/**
+ * Keeps the first and the last characters a child printed, for failure messages: the start of a
+ * sanitizer report says what went wrong, the end where.
+ */
 class OutputTail {
-  constructor(limit = 16000) {
-    this.limit = limit;
-    this.text = '';
+  constructor(headLimit = 8000, tailLimit = 24000) {
+    this.headLimit = headLimit;
+    this.tailLimit = tailLimit;
+    this.head = '';
+    this.tail = '';
+    this.dropped = 0;
   }
   push(chunk) {
-    this.text = (this.text + chunk.toString()).slice(-this.limit);
+    let text = chunk.toString();
+    if (this.head.length < this.headLimit) {
+      const room = this.headLimit - this.head.length;
+      this.head += text.slice(0, room);
+      text = text.slice(room);
+    }
+    this.tail += text;
+    if (this.tail.length > this.tailLimit) {
+      this.dropped += this.tail.length - this.tailLimit;
+      this.tail = this.tail.slice(-this.tailLimit);
+    }
+  }
+  get text() {
+    const gap = this.dropped > 0 ? `\n[... ${this.dropped} characters left out ...]\n` : '';
+    return this.head + gap + this.tail;
   }
 }
 
