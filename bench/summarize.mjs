@@ -91,11 +91,12 @@ for (const target of ['redline', 'nginx']) {
   const established = s.client.established;
   const perStream = established > 0 ? (s.open_rss_kib - s.idle_rss_kib) / established : NaN;
   if (target === 'redline') {
-    const ok = established === s.client.requested && perStream <= STREAM_TARGET_KIB;
-    verdicts.push(`Memory per open stream: Redline ${verdict(ok)} the target ` +
-                  `(${fixed(perStream, 1)} KiB per stream, ${established} of ` +
-                  `${s.client.requested} streams established, peak RSS ` +
+    verdicts.push(`Memory per open stream: Redline ${verdict(perStream <= STREAM_TARGET_KIB)} ` +
+                  `the target (${fixed(perStream, 1)} KiB per stream, peak RSS ` +
                   `${fixed(s.hwm_kib / 1024, 1)} MiB).`);
+    verdicts.push(`Holding ${s.client.requested} concurrent streams: Redline ` +
+                  `${verdict(established === s.client.requested)} it (${established} established ` +
+                  `within ${fixed(s.client.rampAndReadyMs / 1000, 1)} s of the first connect).`);
   }
   out(`| ${target === 'redline' ? 'Redline' : 'nginx'} | ${established} / ${s.client.requested} | ` +
       `${s.client.stillOpenAfterHold} | ${fixed(s.idle_rss_kib / 1024, 1)} | ` +
