@@ -141,6 +141,8 @@ int run_simulator(const std::string& config_path) {
   net::IoPool io(config.threads);
   net::ServerLimits limits;
   limits.idle_timeout = std::chrono::minutes(5);
+  // Load tests hold tens of thousands of streams; the open-files limit is the real bound.
+  limits.max_connections = 1'000'000;
   net::HttpServer server(io, limits, simulator.handler());
   try {
     server.listen(config.host, config.port);

@@ -1,7 +1,5 @@
 #include "gateway/gateway.h"
 
-#include <simdjson.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -92,22 +90,28 @@ ApiError upstream_failure(net::UpstreamError error, std::string_view backend) {
                     "", "upstream_error");
 }
 
-// Reads usage.prompt_tokens / usage.completion_tokens from a JSON document, if present.
+// The integer value of the first `"key":` in `json`, if any.
+std::optional<long> integer_field(std::string_view json, std::string_view key) {
+  auto at = json.find(key);
+  if (at == std::string_view::npos) return std::nullopt;
+  auto rest = json.substr(at + key.size());
+  auto start = rest.find_first_not_of(" \t\r\n:");
+  if (start == std::string_view::npos) return std::nullopt;
+  long value = 0;
+  auto [end, ec] = std::from_chars(rest.data() + start, rest.data() + rest.size(), value);
+  if (ec != std::errc()) return std::nullopt;
+  return value;
+}
+
+// Reads usage.prompt_tokens / usage.completion_tokens. Upstreams put "usage" after the choices,
+// so a scan from its last occurrence finds it without parsing the whole answer again; an
+// occurrence inside a JSON string would be escaped (\"usage\") and is skipped.
 void read_usage(std::string_view json, RequestContext& context) {
-  if (json.find("\"usage\"") == std::string_view::npos) return;
-  thread_local simdjson::ondemand::parser parser;
-  simdjson::padded_string padded(json);
-  simdjson::ondemand::document document;
-  if (parser.iterate(padded).get(document)) return;
-  simdjson::ondemand::object usage;
-  if (document["usage"].get_object().get(usage)) return;
-  for (auto field : usage) {
-    std::string_view key;
-    std::int64_t value = 0;
-    if (field.unescaped_key().get(key) || field.value().get_int64().get(value)) continue;
-    if (key == "prompt_tokens") context.tokens_in = value;
-    if (key == "completion_tokens") context.tokens_out = value;
-  }
+  auto at = json.rfind("\"usage\"");
+  if (at == std::string_view::npos || (at > 0 && json[at - 1] == '\\')) return;
+  auto usage = json.substr(at);
+  if (auto tokens = integer_field(usage, "\"prompt_tokens\"")) context.tokens_in = *tokens;
+  if (auto tokens = integer_field(usage, "\"completion_tokens\"")) context.tokens_out = *tokens;
 }
 
 std::string stream_error_event(const ApiError& error) { return net::sse_data(error_body(error)); }

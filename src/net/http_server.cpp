@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -312,7 +313,13 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state,
     auto& context = state->pool.next();
     auto [ec, socket] = co_await acceptor.async_accept(context, kNoThrow);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-    if (ec) continue;  // e.g. EMFILE: the connection is dropped, the listener keeps going
+    if (ec) {
+      // Out of descriptors (EMFILE/ENFILE) or memory: pause briefly instead of spinning on a
+      // backlog the process cannot take from until some connection closes.
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(10));
+      co_await pause.async_wait(kNoThrow);
+      continue;
+    }
     if (state->connections.load(std::memory_order_relaxed) >= state->limits.max_connections) {
       static const std::string kBusy = [] {
         std::string body = error_body(make_error(503, "Too many open connections."));
