@@ -193,6 +193,17 @@ asio::awaitable<void> send_error_and_close(beast::tcp_stream& stream, const Serv
   co_await asio::async_write(stream, buffers, kNoThrow);
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  // A client still sending its (rejected) body would get a reset, and lose this answer, if the
+  // socket closed with unread data. Read and discard for a bounded time and amount first.
+  constexpr std::size_t kMaxDrainBytes = 64u << 20;
+  std::array<char, 16 * 1024> scratch;
+  std::size_t drained = 0;
+  stream.expires_after(std::chrono::seconds(2));
+  while (drained < kMaxDrainBytes) {
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(scratch), kNoThrow);
+    if (ec) break;
+    drained += n;
+  }
 }
 
 ApiError error_for_read_failure(const boost::system::error_code& ec) {
