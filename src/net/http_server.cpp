@@ -359,7 +359,14 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> state,
 HttpServer::HttpServer(IoPool& pool, ServerLimits limits, Handler handler)
     : state_(std::make_shared<State>(pool, limits, std::move(handler))) {}
 
-HttpServer::~HttpServer() = default;
+HttpServer::~HttpServer() {
+  // The acceptors belong to the first context, but connection coroutines on other contexts keep
+  // the state alive until their own context is destroyed, possibly after the first context's
+  // socket services are gone. So the acceptors die here, while every context still exists.
+  boost::system::error_code ignored;
+  for (auto& acceptor : state_->acceptors) acceptor->close(ignored);
+  state_->acceptors.clear();
+}
 
 void HttpServer::listen(const std::string& host, std::uint16_t port) {
   auto& context = state_->pool.at(0);

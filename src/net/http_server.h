@@ -45,6 +45,7 @@ struct ServerLimits {
   std::chrono::milliseconds write_timeout{30000};   // one write to a client that does not read
 };
 
+// Destroy it only after its IoPool has stopped running (and before the pool is destroyed).
 class HttpServer {
  public:
   HttpServer(IoPool& pool, ServerLimits limits, Handler handler);
