@@ -22,32 +22,27 @@ class SseParser {
   template <class OnEvent>
   bool feed(std::string_view bytes, OnEvent&& on_event) {
     if (failed_) return false;
-    // Whole runs of line content are appended at once; only line ends are looked at one by one.
-    while (!bytes.empty()) {
+    for (char c : bytes) {
       if (skip_lf_) {
         skip_lf_ = false;
-        if (bytes.front() == '\n') {
-          bytes.remove_prefix(1);
-          continue;
-        }
+        if (c == '\n') continue;
       }
-      std::size_t end = bytes.find_first_of("\r\n");
-      std::string_view run = bytes.substr(0, end);
-      if (line_.size() + run.size() + data_.size() > max_event_bytes_) {
+      if (c == '\r' || c == '\n') {
+        skip_lf_ = (c == '\r');
+        if (line_.empty()) {
+          if (has_data_) on_event(SseEvent{event_, data_});
+          event_.clear();
+          data_.clear();
+          has_data_ = false;
+        } else {
+          take_line();
+        }
+        continue;
+      }
+      line_.push_back(c);
+      if (line_.size() + data_.size() > max_event_bytes_) {
         failed_ = true;
         return false;
-      }
-      line_.append(run);
-      if (end == std::string_view::npos) break;
-      skip_lf_ = bytes[end] == '\r';
-      bytes.remove_prefix(end + 1);
-      if (line_.empty()) {
-        if (has_data_) on_event(SseEvent{event_, data_});
-        event_.clear();
-        data_.clear();
-        has_data_ = false;
-      } else {
-        take_line();
       }
     }
     return true;
