@@ -1,0 +1,661 @@
+#include "policy/detectors.h"
+
+#include <hs/hs.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <limits>
+#include <optional>
+
+#include "policy/normalize.h"
+
+namespace redline::policy {
+namespace {
+
+// How a candidate from one vectorscan pattern is checked (and, for markings, what it raises).
+enum class Check : std::uint8_t {
+  kNone,
+  kLuhn,
+  kIban,
+  kSsn,
+  kPhoneInternational,
+  kPhoneNanp,
+  kIpv4,
+  kIpv6,
+  kBanner,
+  kPortionMark,
+  kClassificationWord,
+};
+
+struct BuiltinPattern {
+  const char* expression;
+  unsigned flags;
+  Check check;
+};
+
+// Letters of `word` with an optional separator between each, so "S E C R E T", "S-E-C-R-E-T"
+// and "S.E.C.R.E.T" match like "SECRET".
+std::string spaced(std::string_view word) {
+  std::string out;
+  for (std::size_t i = 0; i < word.size(); ++i) {
+    if (i > 0) out += "[ ._-]?";
+    out += word[i];
+  }
+  return out;
+}
+
+// The marking levels, each written plainly or spaced out; "TOP SECRET" also as TOP_SECRET.
+std::string marking_levels() {
+  return "(?:" + spaced("TOP") + "[ ._-]{0,3}" + spaced("SECRET") + "|" + spaced("SECRET") + "|" +
+         spaced("CONFIDENTIAL") + ")";
+}
+
+// After "//": control markings such as NOFORN, "REL TO USA, GBR", SCI, each an upper-case word
+// (or letters spaced out), words separated by single spaces, markings by '/' or ','.
+std::string banner_pattern() {
+  const std::string word = "(?:[A-Z][A-Z0-9]+|[A-Z](?:[ .-][A-Z]){2,})";
+  const std::string marking = word + "(?: " + word + ")*";
+  const std::string slashes = " {0,3}/ {0,3}/ {0,3}";
+  return "\\b" + marking_levels() + slashes + marking + "(?:(?: {0,3}[/,] {0,3})+" + marking +
+         ")*\\b";
+}
+
+struct BuiltinDetector {
+  const char* name;
+  std::vector<BuiltinPattern> patterns;
+};
+
+const std::vector<BuiltinDetector>& builtin_detectors() {
+  static const std::vector<BuiltinDetector>* detectors = [] {
+    // Every pattern reports its leftmost start: redaction needs starts, and validation needs the
+    // whole candidate.
+    constexpr unsigned kCaseless = HS_FLAG_CASELESS;
+    static const std::string banner = banner_pattern();
+    static const std::string word = "\\b" + marking_levels() + "\\b";
+    return new std::vector<BuiltinDetector>{
+        {"email",
+         {{"\\b[a-z0-9._%+-]+@(?:[a-z0-9-]+\\.)+[a-z]{2,24}\\b", kCaseless, Check::kNone}}},
+        {"phone",
+         {{"\\+[1-9][0-9]{0,2}(?:[ .-]?\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
+          {"\\b00[1-9][0-9]{0,2}(?:[ -]\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
+          {"(?:\\([2-9][0-9]{2}\\) ?|\\b[2-9][0-9]{2}[-. ])[2-9][0-9]{2}[-. ][0-9]{4}\\b", 0,
+           Check::kPhoneNanp}}},
+        {"us_ssn",
+         {{"\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b", 0, Check::kSsn},
+          {"\\b[0-9]{3} [0-9]{2} [0-9]{4}\\b", 0, Check::kSsn}}},
+        {"payment_card", {{"\\b[2-6][0-9](?:[ -]?[0-9]){11,17}\\b", 0, Check::kLuhn}}},
+        {"iban", {{"\\b[a-z]{2}[0-9]{2}(?: ?[a-z0-9]){11,30}\\b", kCaseless, Check::kIban}}},
+        {"ip_address",
+         {{"\\b(?:[0-9]{1,3}\\.){3}[0-9]{1,3}\\b", 0, Check::kIpv4},
+          {"\\b[0-9a-f]{1,4}(?::{1,2}[0-9a-f]{0,4}){2,7}", kCaseless, Check::kIpv6}}},
+        {"aws_access_key", {{"\\b(?:AKIA|ASIA)[A-Z0-9]{16}\\b", 0, Check::kNone}}},
+        {"private_key",
+         {{"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY-----", 0, Check::kNone},
+          {"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY-----.*-----END[A-Z0-9 ]{0,40}PRIVATE KEY-----",
+           HS_FLAG_DOTALL, Check::kNone}}},
+        {"jwt",
+         {{"\\beyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]*", 0, Check::kNone}}},
+        {"provider_token",
+         {{"\\bgh[pousr]_[A-Za-z0-9]{36}\\b", 0, Check::kNone},
+          {"\\bgithub_pat_[A-Za-z0-9_]{22,}", 0, Check::kNone},
+          {"\\bxox[abposr]-[A-Za-z0-9-]{10,}", 0, Check::kNone},
+          {"\\bsk-[A-Za-z0-9_-]{20,}", 0, Check::kNone},
+          {"\\bAIza[0-9A-Za-z_-]{35}", 0, Check::kNone},
+          {"\\bglpat-[A-Za-z0-9_-]{20,}", 0, Check::kNone}}},
+        {"classification_banner", {{banner.c_str(), 0, Check::kBanner}}},
+        {"portion_mark",
+         {{"\\((?:TS|S|C|U)(?://[A-Z][A-Z0-9 ,/-]{0,60})?\\)", 0, Check::kPortionMark}}},
+        {"classification_word", {{word.c_str(), 0, Check::kClassificationWord}}},
+    };
+  }();
+  return *detectors;
+}
+
+const BuiltinDetector* find_builtin(std::string_view name) {
+  for (const auto& detector : builtin_detectors()) {
+    if (name == detector.name) return &detector;
+  }
+  return nullptr;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+bool is_alnum(char c) { return is_digit(c) || is_upper(c) || (c >= 'a' && c <= 'z'); }
+bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+
+bool luhn_valid(std::string_view candidate) {
+  int sum = 0;
+  int digits = 0;
+  for (auto it = candidate.rbegin(); it != candidate.rend(); ++it) {
+    if (!is_digit(*it)) continue;
+    int d = *it - '0';
+    if (digits % 2 == 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    ++digits;
+  }
+  return digits >= 13 && digits <= 19 && sum % 10 == 0;
+}
+
+// ISO 13616: move the first four characters to the end, letters become 10..35, and the number
+// must be 1 modulo 97.
+bool iban_valid(std::string_view candidate) {
+  std::string compact;
+  for (char c : candidate) {
+    if (c != ' ') compact.push_back(upper(c));
+  }
+  if (compact.size() < 15 || compact.size() > 34) return false;
+  if (!is_upper(compact[0]) || !is_upper(compact[1])) return false;
+  std::rotate(compact.begin(), compact.begin() + 4, compact.end());
+  int remainder = 0;
+  for (char c : compact) {
+    if (is_digit(c)) {
+      remainder = (remainder * 10 + (c - '0')) % 97;
+    } else if (is_upper(c)) {
+      remainder = (remainder * 100 + (c - 'A' + 10)) % 97;
+    } else {
+      return false;
+    }
+  }
+  return remainder == 1;
+}
+
+bool ssn_valid(std::string_view candidate) {
+  std::string digits;
+  for (char c : candidate) {
+    if (is_digit(c)) digits.push_back(c);
+  }
+  if (digits.size() != 9) return false;
+  const std::string_view area = std::string_view(digits).substr(0, 3);
+  if (area == "000" || area == "666" || area[0] == '9') return false;
+  return digits.compare(3, 2, "00") != 0 && digits.compare(5, 4, "0000") != 0;
+}
+
+int count_digits(std::string_view s) {
+  return static_cast<int>(std::count_if(s.begin(), s.end(), is_digit));
+}
+
+// E.164 allows at most 15 digits; fewer than 8 (country code included) is a short code or noise.
+// The byte before must not continue an expression or a number ("10+1234567890").
+bool international_phone_valid(std::string_view text, std::size_t begin, std::size_t end) {
+  const std::string_view candidate = text.substr(begin, end - begin);
+  const int digits = count_digits(candidate) - (candidate.starts_with("00") ? 2 : 0);
+  if (digits < 8 || digits > 15) return false;
+  if (candidate.back() == '(' || candidate.back() == ' ' || candidate.back() == '-') return false;
+  if (std::count(candidate.begin(), candidate.end(), '(') !=
+      std::count(candidate.begin(), candidate.end(), ')')) {
+    return false;
+  }
+  if (begin > 0) {
+    const char before = text[begin - 1];
+    if (is_alnum(before) || before == ')' || before == '.' || before == '/') return false;
+  }
+  return end >= text.size() || !is_alnum(text[end]);
+}
+
+// "(415) 555-0132" must close its bracket; a NANP number is exactly ten digits.
+bool nanp_phone_valid(std::string_view text, std::size_t begin, std::size_t end) {
+  if (count_digits(text.substr(begin, end - begin)) != 10) return false;
+  if (begin > 0 && (is_alnum(text[begin - 1]) || text[begin - 1] == '-' || text[begin - 1] == '.' ||
+                    text[begin - 1] == '+')) {
+    return false;
+  }
+  return end >= text.size() || (text[end] != '-' && text[end] != '.') || end + 1 >= text.size() ||
+         !is_digit(text[end + 1]);
+}
+
+bool preceded_by_word(std::string_view text, std::size_t begin, std::string_view word) {
+  std::size_t i = begin;
+  while (i > 0 && text[i - 1] == ' ') --i;
+  if (i < word.size()) return false;
+  for (std::size_t k = 0; k < word.size(); ++k) {
+    if (upper(text[i - word.size() + k]) != upper(word[k])) return false;
+  }
+  return i == word.size() || !is_alnum(text[i - word.size() - 1]);
+}
+
+// Four decimal octets ≤ 255 without leading zeros, not part of a longer dotted number
+// ("1.2.3.4.5") and not introduced as a version.
+bool ipv4_valid(std::string_view text, std::size_t begin, std::size_t end) {
+  const std::string_view candidate = text.substr(begin, end - begin);
+  std::size_t pos = 0;
+  for (int octet = 0; octet < 4; ++octet) {
+    const std::size_t dot = std::min(candidate.find('.', pos), candidate.size());
+    const std::string_view part = candidate.substr(pos, dot - pos);
+    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return false;
+    int value = 0;
+    for (char c : part) value = value * 10 + (c - '0');
+    if (value > 255) return false;
+    pos = dot + 1;
+  }
+  if (begin > 0 && text[begin - 1] == '.') return false;
+  if (end + 1 < text.size() && text[end] == '.' && is_digit(text[end + 1])) return false;
+  return !preceded_by_word(text, begin, "version") && !preceded_by_word(text, begin, "ver");
+}
+
+// RFC 4291 text form: eight groups of 1-4 hex digits, or fewer with exactly one "::". At least
+// two groups must be written, and the address must not continue into more hex or colons (so the
+// candidate is the whole token; times like 12:30:45 and MAC addresses fail the group count).
+bool ipv6_valid(std::string_view text, std::size_t begin, std::size_t end) {
+  if (begin > 0 && (is_hex(text[begin - 1]) || text[begin - 1] == ':')) return false;
+  if (end < text.size() && (is_alnum(text[end]) || text[end] == ':')) return false;
+  const std::string_view candidate = text.substr(begin, end - begin);
+  const std::size_t gap = candidate.find("::");
+  if (gap != std::string_view::npos && candidate.find("::", gap + 1) != std::string_view::npos) {
+    return false;
+  }
+  int groups = 0;
+  std::size_t pos = 0;
+  while (pos < candidate.size()) {
+    if (candidate[pos] == ':') {
+      ++pos;
+      continue;
+    }
+    std::size_t len = 0;
+    while (pos + len < candidate.size() && candidate[pos + len] != ':') ++len;
+    if (len > 4) return false;
+    ++groups;
+    pos += len;
+  }
+  // A single ':' at either end is malformed ("fe80:" / ":1").
+  if (candidate.back() == ':' && !candidate.ends_with("::")) return false;
+  return gap == std::string_view::npos ? groups == 8 : (groups >= 2 && groups <= 7);
+}
+
+// The level and caveat names a marking can name, resolved against the lattice once at compile.
+struct MarkingNames {
+  std::optional<std::uint8_t> top_secret;
+  std::optional<std::uint8_t> secret;
+  std::optional<std::uint8_t> confidential;
+  // Caveats by their name with separators removed ("EXPORTCONTROLLED"), plus NF for NOFORN.
+  std::vector<std::pair<std::string, std::uint64_t>> caveats;
+
+  explicit MarkingNames(const LabelLattice& lattice)
+      : top_secret(lattice.find_level("TOP_SECRET")),
+        secret(lattice.find_level("SECRET")),
+        confidential(lattice.find_level("CONFIDENTIAL")) {
+    for (std::size_t i = 0; i < lattice.caveats().size(); ++i) {
+      std::string compact;
+      for (char c : lattice.caveats()[i]) {
+        if (c != '_') compact.push_back(c);
+      }
+      caveats.emplace_back(compact, std::uint64_t{1} << i);
+    }
+    if (const auto noforn = lattice.find_caveat("NOFORN")) caveats.emplace_back("NF", *noforn);
+  }
+
+  // A marking's letters with separators removed: "TOPSECRET", "S", "TS", "C", ...
+  std::optional<std::uint8_t> level(std::string_view letters) const {
+    if (letters == "TOPSECRET" || letters == "TS") return top_secret;
+    if (letters == "SECRET" || letters == "S") return secret;
+    if (letters == "CONFIDENTIAL" || letters == "C") return confidential;
+    return std::nullopt;
+  }
+
+  std::uint64_t caveat(std::string_view letters) const {
+    for (const auto& [name, bit] : caveats) {
+      if (name == letters) return bit;
+    }
+    return 0;
+  }
+
+  // "SECRET//NOFORN/REL TO USA, GBR" → SECRET with NOFORN (the other markings are not lattice
+  // caveats here). Returns the lowest label when the level is not in the lattice.
+  Label parse(std::string_view marking) const {
+    Label label;
+    std::string letters;
+    bool in_level = true;
+    auto flush = [&] {
+      if (in_level) {
+        label.level = level(letters).value_or(0);
+      } else {
+        label.caveats |= caveat(letters);
+      }
+      letters.clear();
+    };
+    for (std::size_t i = 0; i < marking.size(); ++i) {
+      const char c = marking[i];
+      if (is_alnum(c)) {
+        letters.push_back(c);
+      } else if (c == '/' || c == ',') {
+        if (!letters.empty() || !in_level) flush();
+        in_level = false;
+      }
+    }
+    flush();
+    return label;
+  }
+};
+
+// Bare "(C)" and "(S)" are common outside markings (list items, "(C) 2024 Acme"), so a portion
+// mark without "//" counts only at the start of a line and not before a year or "Copyright".
+bool portion_mark_in_place(std::string_view text, std::size_t begin, std::size_t end) {
+  const std::string_view mark = text.substr(begin, end - begin);
+  if (mark.find("//") != std::string_view::npos) return true;
+  for (std::size_t i = begin; i > 0; --i) {
+    const char c = text[i - 1];
+    if (c == '\n' || c == '\r') break;
+    if (c != ' ' && c != '\t') return false;
+  }
+  std::size_t next = end;
+  while (next < text.size() && text[next] == ' ') ++next;
+  if (next < text.size() && is_digit(text[next])) return false;
+  static constexpr std::string_view kCopyright = "COPYRIGHT";
+  if (text.size() - next >= kCopyright.size()) {
+    bool copyright = true;
+    for (std::size_t k = 0; k < kCopyright.size(); ++k) {
+      copyright = copyright && upper(text[next + k]) == kCopyright[k];
+    }
+    if (copyright) return false;
+  }
+  return true;
+}
+
+std::string escape_literal(std::string_view keyword) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  if (is_alnum(keyword.front()) || keyword.front() == '_') out += "\\b";
+  for (char c : keyword) {
+    if (is_alnum(c)) {
+      out.push_back(c);
+    } else {
+      const auto byte = static_cast<unsigned char>(c);
+      out += "\\x";
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xF]);
+    }
+  }
+  if (is_alnum(keyword.back()) || keyword.back() == '_') out += "\\b";
+  return out;
+}
+
+std::atomic<std::uint64_t> next_set_id{1};
+
+struct RawHit {
+  std::uint32_t pattern;
+  std::uint32_t from;
+  std::uint32_t to;
+};
+
+struct Candidate {
+  std::uint16_t detector;
+  std::uint32_t begin;
+  std::uint32_t end;
+  Label raises;
+};
+
+// Per-thread scan state: vectorscan scratch (grown for each new set the thread scans with) and
+// buffers reused across scans so a steady-state scan does not allocate.
+struct ThreadScanState {
+  hs_scratch_t* scratch = nullptr;
+  std::uint64_t scratch_set_id = 0;
+  NormalizedText normalized;
+  std::vector<RawHit> hits;
+  std::vector<Candidate> candidates;
+
+  ~ThreadScanState() {
+    if (scratch != nullptr) hs_free_scratch(scratch);
+  }
+};
+
+int on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int,
+             void* context) {
+  static_cast<std::vector<RawHit>*>(context)->push_back(
+      RawHit{id, static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to)});
+  return 0;
+}
+
+}  // namespace
+
+struct DetectorSet::Compiled {
+  struct Pattern {
+    std::uint16_t detector;
+    Check check;
+  };
+  hs_database_t* database = nullptr;
+  std::vector<Pattern> patterns;
+  std::uint64_t id = next_set_id.fetch_add(1);
+  MarkingNames markings;
+
+  explicit Compiled(const LabelLattice& lattice) : markings(lattice) {}
+  ~Compiled() {
+    if (database != nullptr) hs_free_database(database);
+  }
+};
+
+std::vector<DetectorSpec> builtin_detector_specs(const LabelLattice& lattice) {
+  auto named = [&](std::string_view level, std::string_view caveat) {
+    Label label;
+    label.level = lattice.find_level(level).value_or(0);
+    if (!caveat.empty()) label.caveats = lattice.find_caveat(caveat).value_or(0);
+    return label;
+  };
+  const Label personal = named("INTERNAL", "PII");
+  const Label sensitive_personal = named("CONFIDENTIAL", "PII");
+  const Label card = named("CONFIDENTIAL", "PCI");
+  const Label secret = named("CONFIDENTIAL", "");
+  std::vector<DetectorSpec> specs;
+  for (const auto& builtin : builtin_detectors()) {
+    DetectorSpec spec;
+    spec.name = builtin.name;
+    const std::string_view name = builtin.name;
+    if (name == "email" || name == "phone" || name == "ip_address") {
+      spec.raises = personal;
+    } else if (name == "us_ssn" || name == "iban") {
+      spec.raises = sensitive_personal;
+    } else if (name == "payment_card") {
+      spec.raises = card;
+    } else if (name == "aws_access_key" || name == "private_key" || name == "jwt" ||
+               name == "provider_token") {
+      spec.raises = secret;
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+std::shared_ptr<const DetectorSet> DetectorSet::compile(const LabelLattice& lattice,
+                                                        std::vector<DetectorSpec> specs,
+                                                        std::string* error) {
+  auto fail = [&](std::string message) -> std::shared_ptr<const DetectorSet> {
+    if (error != nullptr) *error = std::move(message);
+    return nullptr;
+  };
+  if (specs.size() > std::numeric_limits<std::uint16_t>::max()) {
+    return fail("too many detectors: " + std::to_string(specs.size()));
+  }
+  std::shared_ptr<DetectorSet> set(new DetectorSet());
+  set->lattice_ = lattice;
+  set->compiled_ = std::make_unique<Compiled>(lattice);
+  Compiled& compiled = *set->compiled_;
+
+  std::vector<std::string> expressions;
+  std::vector<unsigned> flags;
+  auto add = [&](std::uint16_t detector, std::string expression, unsigned extra, Check check) {
+    expressions.push_back(std::move(expression));
+    flags.push_back(extra | HS_FLAG_SOM_LEFTMOST);
+    compiled.patterns.push_back({detector, check});
+  };
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const DetectorSpec& spec = specs[i];
+    const auto id = static_cast<std::uint16_t>(i);
+    const BuiltinDetector* builtin = find_builtin(spec.name);
+    if (builtin == nullptr && spec.patterns.empty() && spec.keywords.empty()) {
+      return fail("detector \"" + spec.name +
+                  "\" is not a built-in detector and has no patterns or keywords");
+    }
+    if (!spec.enabled) continue;
+    if (builtin != nullptr) {
+      for (const auto& pattern : builtin->patterns) {
+        add(id, pattern.expression, pattern.flags, pattern.check);
+      }
+    }
+    const Check custom_check = spec.validator == Validator::kLuhn   ? Check::kLuhn
+                               : spec.validator == Validator::kIban ? Check::kIban
+                                                                    : Check::kNone;
+    for (const auto& pattern : spec.patterns) add(id, pattern, 0, custom_check);
+    for (const auto& keyword : spec.keywords) {
+      if (keyword.empty()) return fail("detector \"" + spec.name + "\" has an empty keyword");
+      add(id, escape_literal(keyword), HS_FLAG_CASELESS, Check::kNone);
+    }
+  }
+
+  if (!expressions.empty()) {
+    std::vector<const char*> pointers;
+    std::vector<unsigned> ids;
+    for (std::size_t i = 0; i < expressions.size(); ++i) {
+      pointers.push_back(expressions[i].c_str());
+      ids.push_back(static_cast<unsigned>(i));
+    }
+    hs_compile_error_t* compile_error = nullptr;
+    const hs_error_t status = hs_compile_multi(
+        pointers.data(), flags.data(), ids.data(), static_cast<unsigned>(pointers.size()),
+        HS_MODE_BLOCK, nullptr, &compiled.database, &compile_error);
+    if (status != HS_SUCCESS) {
+      std::string message = compile_error != nullptr && compile_error->message != nullptr
+                                ? compile_error->message
+                                : "vectorscan error " + std::to_string(status);
+      if (compile_error != nullptr && compile_error->expression >= 0) {
+        const auto index = static_cast<std::size_t>(compile_error->expression);
+        message = "detector \"" + specs[compiled.patterns[index].detector].name + "\": pattern \"" +
+                  expressions[index] + "\": " + message;
+      }
+      hs_free_compile_error(compile_error);
+      return fail(message);
+    }
+  }
+  set->specs_ = std::move(specs);
+  return set;
+}
+
+DetectorSet::~DetectorSet() = default;
+
+std::size_t DetectorSet::size() const { return specs_.size(); }
+
+const DetectorSpec& DetectorSet::spec(std::uint16_t id) const {
+  assert(id < specs_.size());
+  return specs_[id];
+}
+
+const LabelLattice& DetectorSet::lattice() const { return lattice_; }
+
+bool DetectorSet::scan(std::string_view text, std::vector<DetectorMatch>& out) const {
+  const Compiled& compiled = *compiled_;
+  if (compiled.database == nullptr) return true;
+  assert(text.size() < std::numeric_limits<std::uint32_t>::max());
+  thread_local ThreadScanState state;
+  if (state.scratch_set_id != compiled.id) {
+    if (hs_alloc_scratch(compiled.database, &state.scratch) != HS_SUCCESS) return false;
+    state.scratch_set_id = compiled.id;
+  }
+
+  normalize(text, state.normalized);
+  const std::string_view scanned = state.normalized.changed ? state.normalized.text : text;
+  state.hits.clear();
+  if (hs_scan(compiled.database, scanned.data(), static_cast<unsigned>(scanned.size()), 0,
+              state.scratch, on_match, &state.hits) != HS_SUCCESS) {
+    return false;
+  }
+  if (state.hits.empty()) return true;
+
+  state.candidates.clear();
+  for (const RawHit& hit : state.hits) {
+    const auto& pattern = compiled.patterns[hit.pattern];
+    const DetectorSpec& spec = specs_[pattern.detector];
+    const std::string_view candidate = scanned.substr(hit.from, hit.to - hit.from);
+    Label raises = spec.raises;
+    bool valid = true;
+    switch (pattern.check) {
+      case Check::kNone:
+        break;
+      case Check::kLuhn:
+        valid = luhn_valid(candidate);
+        break;
+      case Check::kIban:
+        valid = iban_valid(candidate);
+        break;
+      case Check::kSsn:
+        valid = ssn_valid(candidate);
+        break;
+      case Check::kPhoneInternational:
+        valid = international_phone_valid(scanned, hit.from, hit.to);
+        break;
+      case Check::kPhoneNanp:
+        valid = nanp_phone_valid(scanned, hit.from, hit.to);
+        break;
+      case Check::kIpv4:
+        valid = ipv4_valid(scanned, hit.from, hit.to);
+        break;
+      case Check::kIpv6:
+        valid = ipv6_valid(scanned, hit.from, hit.to);
+        break;
+      case Check::kPortionMark:
+        valid = portion_mark_in_place(scanned, hit.from, hit.to);
+        [[fallthrough]];
+      case Check::kBanner:
+      case Check::kClassificationWord: {
+        // Strip the brackets of a portion mark; the rest parses like a banner.
+        const std::string_view marking = pattern.check == Check::kPortionMark
+                                             ? candidate.substr(1, candidate.size() - 2)
+                                             : candidate;
+        raises = least_upper_bound(raises, compiled.markings.parse(marking));
+        // A marking that raises nothing ("(U)", or a level this lattice lacks) is not a hit.
+        valid = valid && !(raises == Label{});
+        break;
+      }
+    }
+    if (valid) state.candidates.push_back({pattern.detector, hit.from, hit.to, raises});
+  }
+
+  // Per detector, leftmost first and the longest at one start; drop anything overlapping a kept
+  // match of the same detector.
+  std::sort(state.candidates.begin(), state.candidates.end(),
+            [](const Candidate& a, const Candidate& b) {
+              if (a.detector != b.detector) return a.detector < b.detector;
+              if (a.begin != b.begin) return a.begin < b.begin;
+              return a.end > b.end;
+            });
+  const NormalizedText& normalized = state.normalized;
+  std::size_t i = 0;
+  while (i < state.candidates.size()) {
+    const std::uint16_t detector = state.candidates[i].detector;
+    std::uint32_t kept_end = 0;
+    bool any_kept = false;
+    for (; i < state.candidates.size() && state.candidates[i].detector == detector; ++i) {
+      const Candidate& c = state.candidates[i];
+      if (any_kept && c.begin < kept_end) continue;
+      any_kept = true;
+      kept_end = c.end;
+      DetectorMatch match{detector, c.begin, c.end, c.raises};
+      if (normalized.changed) {
+        match.begin = normalized.source_begin[c.begin];
+        match.end = normalized.source_end[c.end - 1];
+      }
+      out.push_back(match);
+    }
+  }
+  return true;
+}
+
+ScanSummary DetectorSet::classify(std::string_view text) const {
+  ScanSummary summary;
+  summary.hits.assign(specs_.size(), 0);
+  thread_local std::vector<DetectorMatch> matches;
+  matches.clear();
+  if (!scan(text, matches)) {
+    summary.scanned = false;
+    summary.label = lattice_.top();
+    return summary;
+  }
+  for (const DetectorMatch& match : matches) {
+    summary.label = least_upper_bound(summary.label, match.raises);
+    ++summary.hits[match.detector];
+  }
+  return summary;
+}
+
+}  // namespace redline::policy
