@@ -28,10 +28,25 @@ enum class Check : std::uint8_t {
   kClassificationWord,
 };
 
+// How a candidate's start is found. Vectorscan's leftmost-start tracking (SOM) costs up to 10x
+// throughput on patterns that begin with a repeated class or a long alternation, so those
+// patterns report only their end and the start is re-found by a short backward scan over the
+// bytes the pattern can contain. The patterns are written so that scan agrees with the regex.
+enum class Span : std::uint8_t {
+  kSom,            // vectorscan reports the start (HS_FLAG_SOM_LEFTMOST)
+  kEmail,          // back over the domain to '@', then over the local part
+  kDottedDecimal,  // back over [0-9.]
+  kHexColon,       // the whole [0-9A-Fa-f:] token around the end
+  kSsn,            // fixed length: 11 bytes
+  kDigitGroups,    // back over [0-9 -]; the leftmost group start that passes Luhn
+  kBanner,         // back to the level word before the first "//"
+};
+
 struct BuiltinPattern {
   const char* expression;
   unsigned flags;
   Check check;
+  Span span = Span::kSom;
 };
 
 // Letters of `word` with an optional separator between each, so "S E C R E T", "S-E-C-R-E-T"
@@ -68,27 +83,32 @@ struct BuiltinDetector {
 
 const std::vector<BuiltinDetector>& builtin_detectors() {
   static const std::vector<BuiltinDetector>* detectors = [] {
-    // Every pattern reports its leftmost start: redaction needs starts, and validation needs the
-    // whole candidate.
+    // Redaction needs every match's start; `Span` says whether vectorscan reports it or the
+    // engine re-finds it.
     constexpr unsigned kCaseless = HS_FLAG_CASELESS;
     static const std::string banner = banner_pattern();
     static const std::string word = "\\b" + marking_levels() + "\\b";
     return new std::vector<BuiltinDetector>{
         {"email",
-         {{"\\b[a-z0-9._%+-]+@(?:[a-z0-9-]+\\.)+[a-z]{2,24}\\b", kCaseless, Check::kNone}}},
+         {{"[a-z0-9_%+-]@(?:[a-z0-9-]+\\.)+[a-z]{2,24}\\b", kCaseless, Check::kNone,
+           Span::kEmail}}},
         {"phone",
          {{"\\+[1-9][0-9]{0,2}(?:[ .-]?\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
           {"\\b00[1-9][0-9]{0,2}(?:[ -]\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
           {"(?:\\([2-9][0-9]{2}\\) ?|\\b[2-9][0-9]{2}[-. ])[2-9][0-9]{2}[-. ][0-9]{4}\\b", 0,
            Check::kPhoneNanp}}},
         {"us_ssn",
-         {{"\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b", 0, Check::kSsn},
-          {"\\b[0-9]{3} [0-9]{2} [0-9]{4}\\b", 0, Check::kSsn}}},
-        {"payment_card", {{"\\b[2-6][0-9](?:[ -]?[0-9]){11,17}\\b", 0, Check::kLuhn}}},
+         {{"\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b", 0, Check::kSsn, Span::kSsn},
+          {"\\b[0-9]{3} [0-9]{2} [0-9]{4}\\b", 0, Check::kSsn, Span::kSsn}}},
+        {"payment_card",
+         {{"[2-6][0-9](?:[ -]?[0-9]){11,17}\\b", 0, Check::kLuhn, Span::kDigitGroups}}},
         {"iban", {{"\\b[a-z]{2}[0-9]{2}(?: ?[a-z0-9]){11,30}\\b", kCaseless, Check::kIban}}},
         {"ip_address",
-         {{"\\b(?:[0-9]{1,3}\\.){3}[0-9]{1,3}\\b", 0, Check::kIpv4},
-          {"\\b[0-9a-f]{1,4}(?::{1,2}[0-9a-f]{0,4}){2,7}", kCaseless, Check::kIpv6}}},
+         {{"[0-9]\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\b", 0, Check::kIpv4,
+           Span::kDottedDecimal},
+          // Triggers only: the candidate is the whole hex-and-colon token around them.
+          {"[0-9a-f]::?[0-9a-f]{1,4}:", kCaseless, Check::kIpv6, Span::kHexColon},
+          {"[0-9a-f]::[0-9a-f]", kCaseless, Check::kIpv6, Span::kHexColon}}},
         {"aws_access_key", {{"\\b(?:AKIA|ASIA)[A-Z0-9]{16}\\b", 0, Check::kNone}}},
         {"private_key",
          {{"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY-----", 0, Check::kNone},
@@ -103,7 +123,7 @@ const std::vector<BuiltinDetector>& builtin_detectors() {
           {"\\bsk-[A-Za-z0-9_-]{20,}", 0, Check::kNone},
           {"\\bAIza[0-9A-Za-z_-]{35}", 0, Check::kNone},
           {"\\bglpat-[A-Za-z0-9_-]{20,}", 0, Check::kNone}}},
-        {"classification_banner", {{banner.c_str(), 0, Check::kBanner}}},
+        {"classification_banner", {{banner.c_str(), 0, Check::kBanner, Span::kBanner}}},
         {"portion_mark",
          {{"\\((?:TS|S|C|U)(?://[A-Z][A-Z0-9 ,/-]{0,60})?\\)", 0, Check::kPortionMark}}},
         {"classification_word", {{word.c_str(), 0, Check::kClassificationWord}}},
@@ -232,6 +252,7 @@ bool ipv4_valid(std::string_view text, std::size_t begin, std::size_t end) {
     if (value > 255) return false;
     pos = dot + 1;
   }
+  if (pos != candidate.size() + 1) return false;  // a fifth part: a longer dotted number
   if (begin > 0 && text[begin - 1] == '.') return false;
   if (end + 1 < text.size() && text[end] == '.' && is_digit(text[end + 1])) return false;
   return !preceded_by_word(text, begin, "version") && !preceded_by_word(text, begin, "ver");
@@ -355,6 +376,112 @@ bool portion_mark_in_place(std::string_view text, std::size_t begin, std::size_t
   return true;
 }
 
+struct Range {
+  std::uint32_t begin;
+  std::uint32_t end;
+};
+
+std::size_t scan_back(std::string_view text, std::size_t from, bool (*allowed)(char)) {
+  while (from > 0 && allowed(text[from - 1])) --from;
+  return from;
+}
+
+bool is_domain_char(char c) { return is_alnum(c) || c == '.' || c == '-'; }
+bool is_local_part_char(char c) {
+  return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+bool is_dotted_decimal_char(char c) { return is_digit(c) || c == '.'; }
+bool is_hex_colon_char(char c) { return is_hex(c) || c == ':'; }
+bool is_digit_group_char(char c) { return is_digit(c) || c == ' ' || c == '-'; }
+bool is_banner_char(char c) {
+  return is_upper(c) || is_digit(c) || c == ' ' || c == ',' || c == '/' || c == '.' || c == '_' ||
+         c == '-';
+}
+
+// The leftmost start of a card number ending at `end`: the first digit-group start (a digit
+// after a separator) from which 13-19 digits pass Luhn and begin with 2-6, as the regex would.
+std::optional<std::size_t> card_begin(std::string_view text, std::size_t from, std::size_t end) {
+  for (std::size_t p = from; p < end; ++p) {
+    if (!is_digit(text[p]) || (p > from && is_digit(text[p - 1]))) continue;
+    if (p > 0 && is_alnum(text[p - 1])) continue;
+    if (text[p] < '2' || text[p] > '6') continue;
+    if (luhn_valid(text.substr(p, end - p))) return p;
+  }
+  return std::nullopt;
+}
+
+// The banner's level word ends right before the first "//" (spaces allowed); walk back over as
+// many letters as the level has, skipping the separators of a spaced-out form.
+std::optional<std::size_t> banner_begin(std::string_view text, std::size_t from, std::size_t end) {
+  std::size_t slash = text.substr(from, end - from).find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  slash += from;
+  std::string letters;  // reversed
+  std::vector<std::size_t> positions;
+  for (std::size_t p = slash; p > from; --p) {
+    const char c = text[p - 1];
+    if (is_upper(c)) {
+      letters.push_back(c);
+      positions.push_back(p - 1);
+    } else if (c != ' ' && c != '.' && c != '_' && c != '-') {
+      break;
+    }
+  }
+  for (std::string_view level : {"TERCESPOT", "TERCES", "LAITNEDIFNOC"}) {
+    if (std::string_view(letters).starts_with(level)) {
+      const std::size_t begin = positions[level.size() - 1];
+      if (begin > 0 && is_alnum(text[begin - 1])) return std::nullopt;
+      return begin;
+    }
+  }
+  return std::nullopt;
+}
+
+// Where the candidate ending at `to` starts (and, for hex tokens, really ends); nullopt when
+// there is no such candidate after all.
+std::optional<Range> find_range(Span span, std::string_view text, std::uint32_t from,
+                                std::uint32_t to) {
+  std::size_t begin = from;
+  std::size_t end = to;
+  switch (span) {
+    case Span::kSom:
+      break;
+    case Span::kEmail: {
+      const std::size_t at = scan_back(text, end, is_domain_char);
+      if (at == 0 || text[at - 1] != '@') return std::nullopt;
+      begin = scan_back(text, at - 1, is_local_part_char);
+      while (begin < at - 1 && !is_alnum(text[begin])) ++begin;  // \b before the local part
+      if (begin == at - 1) return std::nullopt;
+      break;
+    }
+    case Span::kDottedDecimal:
+      begin = scan_back(text, end, is_dotted_decimal_char);
+      if (begin > 0 && is_alnum(text[begin - 1])) return std::nullopt;
+      break;
+    case Span::kHexColon:
+      begin = scan_back(text, end, is_hex_colon_char);
+      while (end < text.size() && is_hex_colon_char(text[end])) ++end;
+      break;
+    case Span::kSsn:
+      if (end < 11) return std::nullopt;
+      begin = end - 11;
+      break;
+    case Span::kDigitGroups: {
+      const auto start = card_begin(text, scan_back(text, end, is_digit_group_char), end);
+      if (!start) return std::nullopt;
+      begin = *start;
+      break;
+    }
+    case Span::kBanner: {
+      const auto start = banner_begin(text, scan_back(text, end, is_banner_char), end);
+      if (!start) return std::nullopt;
+      begin = *start;
+      break;
+    }
+  }
+  return Range{static_cast<std::uint32_t>(begin), static_cast<std::uint32_t>(end)};
+}
+
 std::string escape_literal(std::string_view keyword) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
@@ -415,6 +542,7 @@ struct DetectorSet::Compiled {
   struct Pattern {
     std::uint16_t detector;
     Check check;
+    Span span;
   };
   hs_database_t* database = nullptr;
   std::vector<Pattern> patterns;
@@ -475,10 +603,11 @@ std::shared_ptr<const DetectorSet> DetectorSet::compile(const LabelLattice& latt
 
   std::vector<std::string> expressions;
   std::vector<unsigned> flags;
-  auto add = [&](std::uint16_t detector, std::string expression, unsigned extra, Check check) {
+  auto add = [&](std::uint16_t detector, std::string expression, unsigned extra, Check check,
+                 Span span) {
     expressions.push_back(std::move(expression));
-    flags.push_back(extra | HS_FLAG_SOM_LEFTMOST);
-    compiled.patterns.push_back({detector, check});
+    flags.push_back(extra | (span == Span::kSom ? HS_FLAG_SOM_LEFTMOST : 0));
+    compiled.patterns.push_back({detector, check, span});
   };
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const DetectorSpec& spec = specs[i];
@@ -491,16 +620,16 @@ std::shared_ptr<const DetectorSet> DetectorSet::compile(const LabelLattice& latt
     if (!spec.enabled) continue;
     if (builtin != nullptr) {
       for (const auto& pattern : builtin->patterns) {
-        add(id, pattern.expression, pattern.flags, pattern.check);
+        add(id, pattern.expression, pattern.flags, pattern.check, pattern.span);
       }
     }
     const Check custom_check = spec.validator == Validator::kLuhn   ? Check::kLuhn
                                : spec.validator == Validator::kIban ? Check::kIban
                                                                     : Check::kNone;
-    for (const auto& pattern : spec.patterns) add(id, pattern, 0, custom_check);
+    for (const auto& pattern : spec.patterns) add(id, pattern, 0, custom_check, Span::kSom);
     for (const auto& keyword : spec.keywords) {
       if (keyword.empty()) return fail("detector \"" + spec.name + "\" has an empty keyword");
-      add(id, escape_literal(keyword), HS_FLAG_CASELESS, Check::kNone);
+      add(id, escape_literal(keyword), HS_FLAG_CASELESS, Check::kNone, Span::kSom);
     }
   }
 
@@ -563,8 +692,12 @@ bool DetectorSet::scan(std::string_view text, std::vector<DetectorMatch>& out) c
   if (state.hits.empty()) return true;
 
   state.candidates.clear();
-  for (const RawHit& hit : state.hits) {
+  for (RawHit hit : state.hits) {
     const auto& pattern = compiled.patterns[hit.pattern];
+    const auto range = find_range(pattern.span, scanned, hit.from, hit.to);
+    if (!range) continue;
+    hit.from = range->begin;
+    hit.to = range->end;
     const DetectorSpec& spec = specs_[pattern.detector];
     const std::string_view candidate = scanned.substr(hit.from, hit.to - hit.from);
     Label raises = spec.raises;
