@@ -76,6 +76,7 @@ class StreamRestorer {
 
 // For output scanning: calls on_text with each piece of model output text (unescaped) in one SSE
 // data payload or a whole response body, in document order. Nothing is called for non-JSON.
+// The views are valid during the call only, and on_text must not call this header's functions.
 void for_each_output_text(std::string_view json,
                           const std::function<void(std::string_view text)>& on_text);
 
