@@ -135,7 +135,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<std::string> out;
     restorer.on_event(R"({"choices":[{"index":0,"delta":{"content":"a [REDAC"}}]})", out);
     restorer.on_event(input, out);
+    const std::size_t before_finish = out.size();
     restorer.finish(out);
+    // A chunk Redline adds must be valid JSON whatever the upstream sent before it.
+    if (out.size() > before_finish) {
+      json::error_code error;
+      json::parse(out.back(), error);
+      if (error) __builtin_trap();
+    }
     redline::policy::restore_response_body(input, vault);
     redline::policy::for_each_output_text(input, [](std::string_view) {});
   }

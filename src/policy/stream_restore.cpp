@@ -67,6 +67,8 @@ class OutputReader {
       if (key == "choices") {
         if (!choices(value)) return nullptr;
       } else if (key == "id" || key == "object" || key == "created" || key == "model") {
+        // Copied into chunks Redline adds, so only scalars whose raw token is the whole value.
+        if (!is(value, key == "created" ? od::json_type::number : od::json_type::string)) continue;
         const std::string_view token = trim_trailing_space(value.raw_json_token());
         if (key == "id") document_.id = token;
         if (key == "object") document_.object = token;

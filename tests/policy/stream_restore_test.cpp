@@ -195,6 +195,16 @@ TEST_F(StreamRestoreTest, HeldFragmentIsFlushedBeforeFinishReasonInAChunkOfItsOw
   EXPECT_EQ(out[2], chat_chunk({}, 0, "stop"));
 }
 
+TEST_F(StreamRestoreTest, AddedChunkCopiesOnlyScalarIdentityFields) {
+  const auto out = feed(
+      {R"({"id":{"nested":1},"model":["m"],"created":"soon","choices":[{"delta":{"content":"x ["}}]})"});
+  ASSERT_EQ(out.size(), 3u);
+  const json::value flush = json::parse(out[1]);
+  EXPECT_EQ(flush.as_object().size(), 2u);
+  EXPECT_EQ(str(flush.at("object")), "chat.completion.chunk");
+  EXPECT_EQ(str(flush.at("choices").at(0).at("delta").at("content")), "[");
+}
+
 TEST_F(StreamRestoreTest, FinishingChunkFlushesItsOwnTextWithoutHolding) {
   const auto out =
       feed({content_chunk("a [REDACTED_"), chat_chunk({{"content", "EMAIL_1"}}, 0, "length")});
