@@ -1,0 +1,236 @@
+#include "cli/keys_command.h"
+
+#include <toml++/toml.h>
+
+#include <boost/json.hpp>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "quota/api_keys.h"
+#include "quota/key_expiry.h"
+#include "store/key_store.h"
+
+namespace redline::cli {
+namespace {
+
+// Where the store lives: --db, or [store].sqlite_path of --config (relative to the config
+// file's directory, "redline.db" when unset, as the config module defines it).
+struct StoreLocation {
+  std::string db_path;
+  std::string config_path;
+};
+
+// Fails the command: one line on stderr, exit status 1.
+[[noreturn]] void fail(const std::string& message) {
+  std::cerr << "redline keys: " << message << "\n";
+  throw CLI::RuntimeError(1);
+}
+
+std::string sqlite_path_from_config(const std::string& config_path) {
+  toml::table config;
+  try {
+    config = toml::parse_file(config_path);
+  } catch (const toml::parse_error& error) {
+    fail(config_path + ": " + std::string(error.description()));
+  }
+  std::string sqlite_path = "redline.db";
+  if (const auto* node = config.at_path("store.sqlite_path").node()) {
+    const auto value = node->value<std::string>();
+    if (!value || value->empty())
+      fail(config_path + ": store.sqlite_path must be a non-empty string");
+    sqlite_path = *value;
+  }
+  const std::filesystem::path path(sqlite_path);
+  if (path.is_absolute()) return sqlite_path;
+  return (std::filesystem::path(config_path).parent_path() / path).string();
+}
+
+std::shared_ptr<store::KeyStore> open_store(const StoreLocation& location) {
+  if (location.db_path.empty() && location.config_path.empty()) {
+    fail("the store is unknown: pass --db PATH or --config FILE");
+  }
+  const std::string path =
+      location.db_path.empty() ? sqlite_path_from_config(location.config_path) : location.db_path;
+  std::string error;
+  std::shared_ptr<store::KeyStore> store = store::open_sqlite_store(path, &error);
+  if (!store) fail(error);
+  return store;
+}
+
+void add_store_options(CLI::App& command, StoreLocation& location) {
+  auto* db = command.add_option("--db", location.db_path, "SQLite database file");
+  auto* config =
+      command.add_option("-c,--config", location.config_path, "Gateway configuration (TOML)");
+  db->excludes(config);
+}
+
+std::string utc_time(std::optional<std::int64_t> seconds) {
+  if (!seconds) return "-";
+  const std::time_t time = static_cast<std::time_t>(*seconds);
+  std::tm parts{};
+  gmtime_r(&time, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
+std::string joined(const std::vector<std::string>& items, std::string_view empty) {
+  if (items.empty()) return std::string(empty);
+  std::string text;
+  for (const auto& item : items) {
+    if (!text.empty()) text += ',';
+    text += item;
+  }
+  return text;
+}
+
+void print_table(const std::vector<store::ApiKeyRecord>& keys) {
+  // Tab-separated: aligned enough for a terminal, trivial for cut and awk.
+  std::cout << "ID\tTENANT\tDEFAULT_LABEL\tMAX_LABEL\tMODELS\tCREATED\tEXPIRES\tREVOKED\t"
+               "DESCRIPTION\n";
+  for (const auto& key : keys) {
+    std::cout << key.id << '\t' << key.tenant << '\t'
+              << (key.default_label.empty() ? "-" : key.default_label) << '\t'
+              << (key.max_label.empty() ? "-" : key.max_label) << '\t' << joined(key.models, "*")
+              << '\t' << utc_time(key.created_at) << '\t' << utc_time(key.expires_at) << '\t'
+              << utc_time(key.revoked_at) << '\t' << key.description << '\n';
+  }
+}
+
+void print_json(const std::vector<store::ApiKeyRecord>& keys) {
+  boost::json::array out;
+  for (const auto& key : keys) {
+    boost::json::array models;
+    for (const auto& model : key.models) models.emplace_back(model);
+    auto optional_time = [](std::optional<std::int64_t> seconds) -> boost::json::value {
+      if (!seconds) return nullptr;
+      return *seconds;
+    };
+    out.push_back(boost::json::object{
+        {"id", key.id},
+        {"tenant", key.tenant},
+        {"default_label", key.default_label},
+        {"max_label", key.max_label},
+        {"models", std::move(models)},
+        {"created_at", key.created_at},
+        {"expires_at", optional_time(key.expires_at)},
+        {"revoked_at", optional_time(key.revoked_at)},
+        {"description", key.description},
+    });
+  }
+  std::cout << boost::json::serialize(out) << '\n';
+}
+
+std::vector<std::string> split_models(const std::string& text) {
+  std::vector<std::string> models;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = std::min(text.find(',', start), text.size());
+    const auto model = text.substr(start, comma - start);
+    if (model.empty()) fail("--models has an empty name in \"" + text + "\"");
+    models.push_back(model);
+    start = comma + 1;
+  }
+  return models;
+}
+
+// The options of every subcommand, alive for as long as the App that refers to them.
+struct KeysOptions {
+  LabelValidator validate_label;
+  StoreLocation create_store, list_store, revoke_store;
+  quota::KeyRequest request;
+  std::string models, expires;
+  std::string list_tenant;
+  bool list_json = false;
+  std::string revoke_id;
+};
+
+void run_create(KeysOptions& options) {
+  auto& request = options.request;
+  for (const auto* label : {&request.default_label, &request.max_label}) {
+    if (label->empty()) continue;
+    if (auto error = options.validate_label(*label)) fail("label \"" + *label + "\": " + *error);
+  }
+  if (!options.models.empty()) request.models = split_models(options.models);
+  auto clock = quota::system_clock();
+  if (!options.expires.empty()) {
+    std::string error;
+    request.expires_at = quota::parse_expiry(options.expires, clock->unix_seconds(), &error);
+    if (!request.expires_at) fail(error);
+  }
+  quota::ApiKeyService service(open_store(options.create_store), clock);
+  auto created = service.create(request);
+  if (!created) fail(created.error());
+  std::cout << created->secret << "\n" << created->record.id << "\n";
+}
+
+void run_list(KeysOptions& options) {
+  quota::ApiKeyService service(open_store(options.list_store), quota::system_clock());
+  auto keys = service.list(options.list_tenant.empty()
+                               ? std::nullopt
+                               : std::optional<std::string_view>(options.list_tenant));
+  if (!keys) fail(keys.error());
+  if (options.list_json) {
+    print_json(*keys);
+  } else {
+    print_table(*keys);
+  }
+}
+
+void run_revoke(KeysOptions& options) {
+  quota::ApiKeyService service(open_store(options.revoke_store), quota::system_clock());
+  if (auto status = service.revoke(options.revoke_id); !status) fail(status.message);
+  std::cout << "revoked " << options.revoke_id << "\n";
+}
+
+}  // namespace
+
+LabelValidator lattice_label_validator(policy::LabelLattice lattice) {
+  return [lattice = std::move(lattice)](std::string_view label) -> std::optional<std::string> {
+    std::string error;
+    if (lattice.parse(label, &error)) return std::nullopt;
+    return error;
+  };
+}
+
+void add_keys_command(CLI::App& app, LabelValidator validate_label) {
+  auto* keys = app.add_subcommand("keys", "Manage API keys (create, list, revoke)");
+  keys->require_subcommand(1);
+  // Owned by the subcommand's callbacks, which the App keeps for its lifetime.
+  auto options = std::make_shared<KeysOptions>();
+  options->validate_label = std::move(validate_label);
+
+  auto* create = keys->add_subcommand("create", "Mint a key; prints it once, then its id");
+  add_store_options(*create, options->create_store);
+  create->add_option("--tenant", options->request.tenant, "Tenant (created when missing)")
+      ->required();
+  create->add_option("--default-label", options->request.default_label,
+                     "Label of requests that carry none (default: the lowest)");
+  create->add_option("--max-label", options->request.max_label,
+                     "Highest label the key may send (default: no limit)");
+  create->add_option("--models", options->models, "Allowed model aliases, a,b,c (default: all)");
+  create->add_option("--expires", options->expires,
+                     "Expiry: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, <n>d or <n>h (default: never)");
+  create->add_option("--description", options->request.description, "Free text");
+
+  auto* list = keys->add_subcommand("list", "List keys (never their secrets or hashes)");
+  add_store_options(*list, options->list_store);
+  list->add_option("--tenant", options->list_tenant, "Only this tenant's keys");
+  list->add_flag("--json", options->list_json, "One JSON array instead of a table");
+
+  auto* revoke = keys->add_subcommand("revoke", "Revoke a key by id");
+  add_store_options(*revoke, options->revoke_store);
+  revoke->add_option("id", options->revoke_id, "Key id, e.g. k_7f3a9c2e1b0d")->required();
+
+  for (auto [command, run] : {std::pair{create, &run_create}, std::pair{list, &run_list},
+                              std::pair{revoke, &run_revoke}}) {
+    command->callback([run, options] {
+      run(*options);
+      throw CLI::Success();
+    });
+  }
+}
+
+}  // namespace redline::cli
