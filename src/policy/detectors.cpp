@@ -8,20 +8,25 @@
 #include <limits>
 #include <optional>
 
+#include "policy/detector_numeric.h"
 #include "policy/normalize.h"
 
 namespace redline::policy {
 namespace {
+
+using detail::is_alnum;
+using detail::is_digit;
+using detail::is_upper;
+using detail::to_upper;
+using detail::NumericKind;
 
 // How a candidate from one vectorscan pattern is checked (and, for markings, what it raises).
 enum class Check : std::uint8_t {
   kNone,
   kLuhn,
   kIban,
-  kSsn,
   kPhoneInternational,
   kPhoneNanp,
-  kIpv4,
   kIpv6,
   kBanner,
   kPortionMark,
@@ -33,13 +38,10 @@ enum class Check : std::uint8_t {
 // patterns report only their end and the start is re-found by a short backward scan over the
 // bytes the pattern can contain. The patterns are written so that scan agrees with the regex.
 enum class Span : std::uint8_t {
-  kSom,            // vectorscan reports the start (HS_FLAG_SOM_LEFTMOST)
-  kEmail,          // back over the domain to '@', then over the local part
-  kDottedDecimal,  // back over [0-9.]
-  kHexColon,       // the whole [0-9A-Fa-f:] token around the end
-  kSsn,            // fixed length: 11 bytes
-  kDigitGroups,    // back over [0-9 -]; the leftmost group start that passes Luhn
-  kBanner,         // back to the level word before the first "//"
+  kSom,       // vectorscan reports the start (HS_FLAG_SOM_LEFTMOST)
+  kEmail,     // back over the domain to '@', then over the local part
+  kHexColon,  // the whole [0-9A-Fa-f:] token around the end
+  kBanner,    // back to the level word before the first "//"
 };
 
 struct BuiltinPattern {
@@ -79,7 +81,16 @@ std::string banner_pattern() {
 struct BuiltinDetector {
   const char* name;
   std::vector<BuiltinPattern> patterns;
+  unsigned numeric_kinds = 0;  // bits 1 << detail::NumericKind
 };
+
+constexpr unsigned numeric_bit(detail::NumericKind kind) {
+  return 1U << static_cast<unsigned>(kind);
+}
+constexpr unsigned kNumericCard = numeric_bit(detail::NumericKind::kPaymentCard);
+constexpr unsigned kNumericSsn = numeric_bit(detail::NumericKind::kUsSsn);
+constexpr unsigned kNumericIban = numeric_bit(detail::NumericKind::kIban);
+constexpr unsigned kNumericIpv4 = numeric_bit(detail::NumericKind::kIpv4);
 
 const std::vector<BuiltinDetector>& builtin_detectors() {
   static const std::vector<BuiltinDetector>* detectors = [] {
@@ -97,18 +108,17 @@ const std::vector<BuiltinDetector>& builtin_detectors() {
           {"\\b00[1-9][0-9]{0,2}(?:[ -]\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
           {"(?:\\([2-9][0-9]{2}\\) ?|\\b[2-9][0-9]{2}[-. ])[2-9][0-9]{2}[-. ][0-9]{4}\\b", 0,
            Check::kPhoneNanp}}},
-        {"us_ssn",
-         {{"\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b", 0, Check::kSsn, Span::kSsn},
-          {"\\b[0-9]{3} [0-9]{2} [0-9]{4}\\b", 0, Check::kSsn, Span::kSsn}}},
-        {"payment_card",
-         {{"[2-6][0-9](?:[ -]?[0-9]){11,17}\\b", 0, Check::kLuhn, Span::kDigitGroups}}},
-        {"iban", {{"\\b[a-z]{2}[0-9]{2}(?: ?[a-z0-9]){11,30}\\b", kCaseless, Check::kIban}}},
+        // Found by detail::find_numeric, not by vectorscan (see detector_numeric.h).
+        {"us_ssn", {}, kNumericSsn},
+        {"payment_card", {}, kNumericCard},
+        {"iban", {}, kNumericIban},
         {"ip_address",
-         {{"[0-9]\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\b", 0, Check::kIpv4,
-           Span::kDottedDecimal},
+         {// IPv4 is numeric; these two are IPv6 triggers: the candidate is the whole
+          // hex-and-colon token around them.
           // Triggers only: the candidate is the whole hex-and-colon token around them.
           {"[0-9a-f]::?[0-9a-f]{1,4}:", kCaseless, Check::kIpv6, Span::kHexColon},
-          {"[0-9a-f]::[0-9a-f]", kCaseless, Check::kIpv6, Span::kHexColon}}},
+          {"[0-9a-f]::[0-9a-f]", kCaseless, Check::kIpv6, Span::kHexColon}},
+         kNumericIpv4},
         {"aws_access_key", {{"\\b(?:AKIA|ASIA)[A-Z0-9]{16}\\b", 0, Check::kNone}}},
         {"private_key",
          {{"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY-----", 0, Check::kNone},
@@ -139,61 +149,7 @@ const BuiltinDetector* find_builtin(std::string_view name) {
   return nullptr;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
-bool is_alnum(char c) { return is_digit(c) || is_upper(c) || (c >= 'a' && c <= 'z'); }
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool luhn_valid(std::string_view candidate) {
-  int sum = 0;
-  int digits = 0;
-  for (auto it = candidate.rbegin(); it != candidate.rend(); ++it) {
-    if (!is_digit(*it)) continue;
-    int d = *it - '0';
-    if (digits % 2 == 1) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-    ++digits;
-  }
-  return digits >= 13 && digits <= 19 && sum % 10 == 0;
-}
-
-// ISO 13616: move the first four characters to the end, letters become 10..35, and the number
-// must be 1 modulo 97.
-bool iban_valid(std::string_view candidate) {
-  std::string compact;
-  for (char c : candidate) {
-    if (c != ' ') compact.push_back(upper(c));
-  }
-  if (compact.size() < 15 || compact.size() > 34) return false;
-  if (!is_upper(compact[0]) || !is_upper(compact[1])) return false;
-  std::rotate(compact.begin(), compact.begin() + 4, compact.end());
-  int remainder = 0;
-  for (char c : compact) {
-    if (is_digit(c)) {
-      remainder = (remainder * 10 + (c - '0')) % 97;
-    } else if (is_upper(c)) {
-      remainder = (remainder * 100 + (c - 'A' + 10)) % 97;
-    } else {
-      return false;
-    }
-  }
-  return remainder == 1;
-}
-
-bool ssn_valid(std::string_view candidate) {
-  std::string digits;
-  for (char c : candidate) {
-    if (is_digit(c)) digits.push_back(c);
-  }
-  if (digits.size() != 9) return false;
-  const std::string_view area = std::string_view(digits).substr(0, 3);
-  if (area == "000" || area == "666" || area[0] == '9') return false;
-  return digits.compare(3, 2, "00") != 0 && digits.compare(5, 4, "0000") != 0;
-}
 
 int count_digits(std::string_view s) {
   return static_cast<int>(std::count_if(s.begin(), s.end(), is_digit));
@@ -226,36 +182,6 @@ bool nanp_phone_valid(std::string_view text, std::size_t begin, std::size_t end)
   }
   return end >= text.size() || (text[end] != '-' && text[end] != '.') || end + 1 >= text.size() ||
          !is_digit(text[end + 1]);
-}
-
-bool preceded_by_word(std::string_view text, std::size_t begin, std::string_view word) {
-  std::size_t i = begin;
-  while (i > 0 && text[i - 1] == ' ') --i;
-  if (i < word.size()) return false;
-  for (std::size_t k = 0; k < word.size(); ++k) {
-    if (upper(text[i - word.size() + k]) != upper(word[k])) return false;
-  }
-  return i == word.size() || !is_alnum(text[i - word.size() - 1]);
-}
-
-// Four decimal octets ≤ 255 without leading zeros, not part of a longer dotted number
-// ("1.2.3.4.5") and not introduced as a version.
-bool ipv4_valid(std::string_view text, std::size_t begin, std::size_t end) {
-  const std::string_view candidate = text.substr(begin, end - begin);
-  std::size_t pos = 0;
-  for (int octet = 0; octet < 4; ++octet) {
-    const std::size_t dot = std::min(candidate.find('.', pos), candidate.size());
-    const std::string_view part = candidate.substr(pos, dot - pos);
-    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return false;
-    int value = 0;
-    for (char c : part) value = value * 10 + (c - '0');
-    if (value > 255) return false;
-    pos = dot + 1;
-  }
-  if (pos != candidate.size() + 1) return false;  // a fifth part: a longer dotted number
-  if (begin > 0 && text[begin - 1] == '.') return false;
-  if (end + 1 < text.size() && text[end] == '.' && is_digit(text[end + 1])) return false;
-  return !preceded_by_word(text, begin, "version") && !preceded_by_word(text, begin, "ver");
 }
 
 // RFC 4291 text form: eight groups of 1-4 hex digits, or fewer with exactly one "::". At least
@@ -369,7 +295,7 @@ bool portion_mark_in_place(std::string_view text, std::size_t begin, std::size_t
   if (text.size() - next >= kCopyright.size()) {
     bool copyright = true;
     for (std::size_t k = 0; k < kCopyright.size(); ++k) {
-      copyright = copyright && upper(text[next + k]) == kCopyright[k];
+      copyright = copyright && to_upper(text[next + k]) == kCopyright[k];
     }
     if (copyright) return false;
   }
@@ -390,24 +316,10 @@ bool is_domain_char(char c) { return is_alnum(c) || c == '.' || c == '-'; }
 bool is_local_part_char(char c) {
   return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
-bool is_dotted_decimal_char(char c) { return is_digit(c) || c == '.'; }
 bool is_hex_colon_char(char c) { return is_hex(c) || c == ':'; }
-bool is_digit_group_char(char c) { return is_digit(c) || c == ' ' || c == '-'; }
 bool is_banner_char(char c) {
   return is_upper(c) || is_digit(c) || c == ' ' || c == ',' || c == '/' || c == '.' || c == '_' ||
          c == '-';
-}
-
-// The leftmost start of a card number ending at `end`: the first digit-group start (a digit
-// after a separator) from which 13-19 digits pass Luhn and begin with 2-6, as the regex would.
-std::optional<std::size_t> card_begin(std::string_view text, std::size_t from, std::size_t end) {
-  for (std::size_t p = from; p < end; ++p) {
-    if (!is_digit(text[p]) || (p > from && is_digit(text[p - 1]))) continue;
-    if (p > 0 && is_alnum(text[p - 1])) continue;
-    if (text[p] < '2' || text[p] > '6') continue;
-    if (luhn_valid(text.substr(p, end - p))) return p;
-  }
-  return std::nullopt;
 }
 
 // The banner's level word ends right before the first "//" (spaces allowed); walk back over as
@@ -454,24 +366,10 @@ std::optional<Range> find_range(Span span, std::string_view text, std::uint32_t 
       if (begin == at - 1) return std::nullopt;
       break;
     }
-    case Span::kDottedDecimal:
-      begin = scan_back(text, end, is_dotted_decimal_char);
-      if (begin > 0 && is_alnum(text[begin - 1])) return std::nullopt;
-      break;
     case Span::kHexColon:
       begin = scan_back(text, end, is_hex_colon_char);
       while (end < text.size() && is_hex_colon_char(text[end])) ++end;
       break;
-    case Span::kSsn:
-      if (end < 11) return std::nullopt;
-      begin = end - 11;
-      break;
-    case Span::kDigitGroups: {
-      const auto start = card_begin(text, scan_back(text, end, is_digit_group_char), end);
-      if (!start) return std::nullopt;
-      begin = *start;
-      break;
-    }
     case Span::kBanner: {
       const auto start = banner_begin(text, scan_back(text, end, is_banner_char), end);
       if (!start) return std::nullopt;
@@ -522,6 +420,7 @@ struct ThreadScanState {
   std::uint64_t scratch_set_id = 0;
   NormalizedText normalized;
   std::vector<RawHit> hits;
+  std::vector<detail::NumericCandidate> numeric;
   std::vector<Candidate> candidates;
 
   ~ThreadScanState() {
@@ -548,6 +447,9 @@ struct DetectorSet::Compiled {
   std::vector<Pattern> patterns;
   std::uint64_t id = next_set_id.fetch_add(1);
   MarkingNames markings;
+  // Numeric built-ins (detector_numeric.h): which kinds run, and the detector each reports as.
+  unsigned numeric_kinds = 0;
+  std::uint16_t numeric_detector[4] = {};
 
   explicit Compiled(const LabelLattice& lattice) : markings(lattice) {}
   ~Compiled() {
@@ -619,6 +521,10 @@ std::shared_ptr<const DetectorSet> DetectorSet::compile(const LabelLattice& latt
     }
     if (!spec.enabled) continue;
     if (builtin != nullptr) {
+      for (unsigned kind = 0; kind < 4; ++kind) {
+        if ((builtin->numeric_kinds >> kind) & 1U) compiled.numeric_detector[kind] = id;
+      }
+      compiled.numeric_kinds |= builtin->numeric_kinds;
       for (const auto& pattern : builtin->patterns) {
         add(id, pattern.expression, pattern.flags, pattern.check, pattern.span);
       }
@@ -674,10 +580,10 @@ const LabelLattice& DetectorSet::lattice() const { return lattice_; }
 
 bool DetectorSet::scan(std::string_view text, std::vector<DetectorMatch>& out) const {
   const Compiled& compiled = *compiled_;
-  if (compiled.database == nullptr) return true;
+  if (compiled.database == nullptr && compiled.numeric_kinds == 0) return true;
   assert(text.size() < std::numeric_limits<std::uint32_t>::max());
   thread_local ThreadScanState state;
-  if (state.scratch_set_id != compiled.id) {
+  if (compiled.database != nullptr && state.scratch_set_id != compiled.id) {
     if (hs_alloc_scratch(compiled.database, &state.scratch) != HS_SUCCESS) return false;
     state.scratch_set_id = compiled.id;
   }
@@ -685,13 +591,22 @@ bool DetectorSet::scan(std::string_view text, std::vector<DetectorMatch>& out) c
   normalize(text, state.normalized);
   const std::string_view scanned = state.normalized.changed ? state.normalized.text : text;
   state.hits.clear();
-  if (hs_scan(compiled.database, scanned.data(), static_cast<unsigned>(scanned.size()), 0,
+  if (compiled.database != nullptr &&
+      hs_scan(compiled.database, scanned.data(), static_cast<unsigned>(scanned.size()), 0,
               state.scratch, on_match, &state.hits) != HS_SUCCESS) {
     return false;
   }
-  if (state.hits.empty()) return true;
+  state.numeric.clear();
+  if (compiled.numeric_kinds != 0) {
+    detail::find_numeric(scanned, compiled.numeric_kinds, state.numeric);
+  }
+  if (state.hits.empty() && state.numeric.empty()) return true;
 
   state.candidates.clear();
+  for (const detail::NumericCandidate& found : state.numeric) {
+    const std::uint16_t detector = compiled.numeric_detector[static_cast<unsigned>(found.kind)];
+    state.candidates.push_back({detector, found.begin, found.end, specs_[detector].raises});
+  }
   for (RawHit hit : state.hits) {
     const auto& pattern = compiled.patterns[hit.pattern];
     const auto range = find_range(pattern.span, scanned, hit.from, hit.to);
@@ -706,22 +621,16 @@ bool DetectorSet::scan(std::string_view text, std::vector<DetectorMatch>& out) c
       case Check::kNone:
         break;
       case Check::kLuhn:
-        valid = luhn_valid(candidate);
+        valid = detail::luhn_valid(candidate);
         break;
       case Check::kIban:
-        valid = iban_valid(candidate);
-        break;
-      case Check::kSsn:
-        valid = ssn_valid(candidate);
+        valid = detail::iban_valid(candidate);
         break;
       case Check::kPhoneInternational:
         valid = international_phone_valid(scanned, hit.from, hit.to);
         break;
       case Check::kPhoneNanp:
         valid = nanp_phone_valid(scanned, hit.from, hit.to);
-        break;
-      case Check::kIpv4:
-        valid = ipv4_valid(scanned, hit.from, hit.to);
         break;
       case Check::kIpv6:
         valid = ipv6_valid(scanned, hit.from, hit.to);
