@@ -2,7 +2,9 @@
 
 #include "common/json_text.h"
 #include "common/openai_error.h"
+#include "gateway/caller.h"
 #include "gateway/gateway.h"
+#include "policy/red_line_policy.h"
 
 namespace redline::api {
 
@@ -75,7 +77,22 @@ asio::awaitable<void> HttpApi::handle(net::HttpRequest& request, net::ResponseWr
   const bool model_lookup = path.starts_with("/v1/models/") && path.size() > 11;
 
   net::HttpResponse response;
-  if (model_lookup && request.method == "GET") {
+  // The model list is part of the API a key grants, so it asks for one like the calls do.
+  const bool lists_models = (model_lookup && request.method == "GET") ||
+                            (route != nullptr && route->name == "models");
+  std::optional<gateway::CallerResult> caller;
+  if (lists_models) {
+    auto table = gateway_.table();
+    caller = gateway::identify_caller(request, gateway_.keys(), table->policy().lattice(),
+                                      table->config().auth.required);
+  }
+  if (path.starts_with("/admin/")) {
+    context.route = "admin";
+    response = admin_.handle(request, context.request_id);
+  } else if (caller && !caller->caller) {
+    context.route = "models";
+    response = json_response(caller->error.status, error_body(caller->error), context.request_id);
+  } else if (model_lookup && request.method == "GET") {
     context.route = "models";
     auto table = gateway_.table();
     std::string body = model_json(table->models_json(), path.substr(11));

@@ -12,7 +12,10 @@
 #include "gateway/gateway.h"
 #include "net/http_server.h"
 #include "net/io_pool.h"
+#include "policy/red_line_policy.h"
+#include "quota/api_keys.h"
 #include "sim/simulator.h"
+#include "store/key_store.h"
 
 namespace redline::cli {
 
@@ -63,33 +66,58 @@ bool listen_all(net::HttpServer& server, const std::vector<config::Endpoint>& li
 
 }  // namespace
 
-int check_config(const std::string& config_path) {
+LoadedGateway load_gateway(const std::string& config_path) {
+  LoadedGateway loaded;
   auto result = config::load_config_file(config_path);
-  if (!result.errors.empty()) {
-    std::cerr << config::format_errors(result.errors);
-    std::cerr << result.errors.size() << " error(s) in " << config_path << "\n";
+  loaded.errors = std::move(result.errors);
+  if (!result.config) return loaded;
+  auto compiled = policy::RedLinePolicy::compile(*result.config);
+  loaded.errors = std::move(compiled.errors);
+  if (!compiled.policy) return loaded;
+  loaded.config = std::move(result.config);
+  loaded.policy = std::move(compiled.policy);
+  return loaded;
+}
+
+int check_config(const std::string& config_path) {
+  auto loaded = load_gateway(config_path);
+  if (!loaded.config) {
+    std::cerr << config::format_errors(loaded.errors);
+    std::cerr << loaded.errors.size() << " error(s) in " << config_path << "\n";
     return 1;
   }
-  std::cout << config_path << ": OK (" << result.config->backends.size() << " backends, "
-            << result.config->models.size() << " models)\n";
+  std::cout << config_path << ": OK (" << loaded.config->backends.size() << " backends, "
+            << loaded.config->models.size() << " models, " << loaded.config->rules.size()
+            << " rules, " << loaded.policy->detectors().size() << " detectors)\n";
   return 0;
 }
 
 int run_gateway(const std::string& config_path) {
-  auto loaded = config::load_config_file(config_path);
-  if (!loaded.errors.empty()) {
+  auto loaded = load_gateway(config_path);
+  if (!loaded.config) {
     std::cerr << config::format_errors(loaded.errors);
     std::cerr << "redline: refusing to start: " << loaded.errors.size() << " error(s) in "
               << config_path << "\n";
     return 2;
   }
   config::Config config = std::move(*loaded.config);
+  std::string store_error;
+  std::shared_ptr<store::KeyStore> key_store =
+      store::open_sqlite_store(config.store.sqlite_path, &store_error);
+  if (!key_store) {
+    std::cerr << "redline: cannot open the store " << config.store.sqlite_path << ": "
+              << store_error << "\n";
+    return 2;
+  }
+  auto keys = std::make_shared<quota::ApiKeyService>(key_store, quota::system_clock(),
+                                                     config.auth.key_cache_ttl);
+  const std::string store_path = config.store.sqlite_path;
   spdlog::set_level(spdlog::level::from_str(config.server.log_level));
   const auto drain_timeout = config.server.drain_timeout;
   const auto listeners = config.server.listeners;
 
   net::IoPool io(config.server.threads);
-  gateway::Gateway gateway(io, config);
+  gateway::Gateway gateway(io, config, loaded.policy, keys);
   api::HttpApi api(gateway);
   net::HttpServer server(io, limits_of(config.server), api.handler());
   if (!listen_all(server, listeners)) return 1;
@@ -105,15 +133,18 @@ int run_gateway(const std::string& config_path) {
                                                                       int signal) {
     if (ec) return;
     if (signal == SIGHUP) {
-      auto reloaded = config::load_config_file(config_path);
-      if (!reloaded.errors.empty()) {
+      auto reloaded = load_gateway(config_path);
+      if (!reloaded.config) {
         spdlog::error("reload rejected, keeping the running configuration:\n{}",
                       config::format_errors(reloaded.errors));
       } else {
         if (reloaded.config->server.listeners != listeners) {
           spdlog::warn("reload: listener changes take effect after a restart");
         }
-        gateway.reload(std::move(*reloaded.config));
+        if (reloaded.config->store.sqlite_path != store_path) {
+          spdlog::warn("reload: a new store path takes effect after a restart");
+        }
+        gateway.reload(std::move(*reloaded.config), std::move(reloaded.policy));
         spdlog::info("configuration reloaded from {}", config_path);
       }
       signals.async_wait(on_signal);

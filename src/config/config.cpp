@@ -152,6 +152,10 @@ std::string error_text(int error_number) { return std::generic_category().messag
 
 std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
 
+std::string indexed(std::string_view path, std::size_t index) {
+  return std::string(path) + "[" + std::to_string(index) + "]";
+}
+
 // Reads one TOML table: typed accessors that report wrong types and out-of-range values under
 // the key's dotted path, and a check that flags every key the table does not define.
 class TableReader {
@@ -321,6 +325,80 @@ class TableReader {
     return array;
   }
 
+  bool read_bool(std::string_view key, bool& out) {
+    const toml::node* node = find(key);
+    if (node == nullptr) {
+      return false;
+    }
+    const auto* value = node->as_boolean();
+    if (value == nullptr) {
+      error(key, *node, "must be true or false" + found(*node));
+      return false;
+    }
+    out = value->get();
+    return true;
+  }
+
+  Located located(std::string_view key, const toml::node& node, std::string value) const {
+    const Position at = position_of(node);
+    return Located{std::move(value), at.line, at.column, key_path(key)};
+  }
+
+  bool read_located(std::string_view key, Located& out, bool required = false) {
+    std::string text;
+    if (!read_string(key, text, required, false)) {
+      return false;
+    }
+    out = located(key, *find(key), std::move(text));
+    return true;
+  }
+
+  // An array of non-empty strings, each kept with its position.
+  std::vector<Located> read_located_list(std::string_view key) {
+    std::vector<Located> out;
+    const toml::array* array = read_array(key, false);
+    if (array == nullptr) {
+      return out;
+    }
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const toml::node& entry = (*array)[i];
+      const auto* text = entry.as_string();
+      const Position at = position_of(entry);
+      const std::string entry_path = indexed(key_path(key), i);
+      if (text == nullptr || text->get().empty()) {
+        sink_.add(at, entry_path, "must be a non-empty string" + found(entry));
+        continue;
+      }
+      out.push_back(Located{text->get(), at.line, at.column, entry_path});
+    }
+    return out;
+  }
+
+  std::vector<std::string> read_string_list(std::string_view key) {
+    std::vector<std::string> out;
+    for (Located& entry : read_located_list(key)) {
+      out.push_back(std::move(entry.value));
+    }
+    return out;
+  }
+
+  std::vector<std::size_t> read_enum_list(std::string_view key,
+                                          std::span<const std::string_view> allowed) {
+    std::vector<std::size_t> out;
+    for (const Located& entry : read_located_list(key)) {
+      auto it = std::find(allowed.begin(), allowed.end(), entry.value);
+      if (it == allowed.end()) {
+        sink_.add({entry.line, entry.column}, entry.key,
+                  with_suggestion("unknown value " + in_quotes(entry.value) +
+                                      " (allowed: " + join(allowed, ", ") + ")",
+                                  entry.value, allowed));
+        continue;
+      }
+      out.push_back(static_cast<std::size_t>(it - allowed.begin()));
+    }
+    return out;
+  }
+
   const toml::table* read_table(std::string_view key) {
     const toml::node* node = find(key);
     if (node == nullptr) {
@@ -350,13 +428,13 @@ void distinct_names(std::vector<std::string_view>& names) {
   names = std::move(distinct);
 }
 
-std::string indexed(std::string_view path, std::size_t index) {
-  return std::string(path) + "[" + std::to_string(index) + "]";
-}
 
 constexpr std::array<std::string_view, 3> kTierNames = {"edge", "onprem", "cloud"};
 constexpr std::array<std::string_view, 5> kStrategyNames = {"least_load", "latency", "cost",
                                                             "weighted", "prefix_affinity"};
+constexpr std::array<std::string_view, 5> kRuleActionNames = {"deny", "redact", "restrict",
+                                                              "require_approval", "log"};
+constexpr std::array<std::string_view, 2> kRuleModeNames = {"enforce", "shadow"};
 constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 
 // Where the cross-references of the file sit, for errors found after every table is read.
@@ -380,7 +458,40 @@ class ConfigReader {
       : sink_(sink), env_(env), base_dir_(std::move(base_dir)) {}
 
   void read(const toml::table& root, Config& config) {
-    TableReader reader(root, "", sink_, {"server", "routing", "backends", "models"});
+    TableReader reader(root, "", sink_,
+                       {"server", "routing", "backends", "models", "auth", "store", "labels",
+                        "detectors", "tenants", "rules"});
+    if (const auto* auth = reader.read_table("auth")) {
+      read_auth(*auth, config.auth);
+    }
+    if (const auto* store = reader.read_table("store")) {
+      TableReader store_reader(*store, "store", sink_, {"sqlite_path"});
+      if (store_reader.read_string("sqlite_path", config.store.sqlite_path, false, false)) {
+        config.store.sqlite_path = resolve_path(config.store.sqlite_path);
+      }
+    } else {
+      config.store.sqlite_path = resolve_path(config.store.sqlite_path);
+    }
+    if (const auto* labels = reader.read_table("labels")) {
+      read_labels(*labels, config.labels);
+    }
+    if (const auto* detectors = reader.read_table("detectors")) {
+      read_detectors(*detectors, config.detectors);
+    }
+    if (const toml::array* tenants = reader.read_array("tenants", false)) {
+      for_each_table(*tenants, "tenants", [&](const toml::table& table, const std::string& path) {
+        TableReader tenant_reader(table, path, sink_, {"name", "jurisdictions"});
+        TenantSettings tenant;
+        tenant_reader.read_string("name", tenant.name, true, false);
+        tenant.jurisdictions = tenant_reader.read_string_list("jurisdictions");
+        config.tenants.push_back(std::move(tenant));
+      });
+    }
+    if (const toml::array* rules = reader.read_array("rules", false)) {
+      for_each_table(*rules, "rules", [&](const toml::table& table, const std::string& path) {
+        config.rules.push_back(read_rule(table, path));
+      });
+    }
     if (const auto* server = reader.read_table("server")) {
       read_server(*server, config.server);
     }
@@ -449,6 +560,165 @@ class ConfigReader {
       return path;
     }
     return (base_dir_ / path).lexically_normal().string();
+  }
+
+  void read_auth(const toml::table& table, AuthSettings& auth) {
+    TableReader reader(table, "auth", sink_, {"required", "admin_token_env", "key_cache_ttl_ms"});
+    reader.read_bool("required", auth.required);
+    if (reader.read_string("admin_token_env", auth.admin_token_env) &&
+        !auth.admin_token_env.empty()) {
+      auto token = env_(auth.admin_token_env);
+      if (!token || token->size() < 16) {
+        reader.error("admin_token_env", *reader.find("admin_token_env"),
+                     "environment variable " + in_quotes(auth.admin_token_env) +
+                         (token ? " holds fewer than 16 characters" : " is not set"));
+      } else {
+        auth.admin_token = std::move(*token);
+      }
+    }
+    if (reader.read_duration("key_cache_ttl_ms", auth.key_cache_ttl, 0) &&
+        auth.key_cache_ttl > std::chrono::milliseconds(1000)) {
+      reader.error("key_cache_ttl_ms", *reader.find("key_cache_ttl_ms"),
+                   "must be at most 1000 so a revoked key stops working within a second");
+    }
+  }
+
+  void read_labels(const toml::table& table, LabelSettings& labels) {
+    TableReader reader(table, "labels", sink_, {"levels", "caveats", "residency"});
+    const Position at = reader.position();
+    labels.line = at.line;
+    labels.column = at.column;
+    if (reader.find("levels") != nullptr) {
+      labels.levels = reader.read_string_list("levels");
+    }
+    if (reader.find("caveats") != nullptr) {
+      labels.caveats = reader.read_string_list("caveats");
+    }
+    if (const toml::array* residency = reader.read_array("residency", false)) {
+      for_each_table(*residency, "labels.residency",
+                     [&](const toml::table& entry, const std::string& path) {
+                       TableReader entry_reader(entry, path, sink_,
+                                                {"label", "jurisdictions", "tiers"});
+                       ResidencyRule rule;
+                       entry_reader.read_located("label", rule.label, true);
+                       rule.jurisdictions = entry_reader.read_string_list("jurisdictions");
+                       for (std::size_t tier : entry_reader.read_enum_list("tiers", kTierNames)) {
+                         rule.tiers.push_back(static_cast<Tier>(tier));
+                       }
+                       labels.residency.push_back(std::move(rule));
+                     });
+    }
+  }
+
+  // [detectors.<builtin>] tables override built-ins; [[detectors.custom]] adds new ones. Whether
+  // a name is a built-in is the policy module's to say.
+  void read_detectors(const toml::table& table, std::vector<DetectorSettings>& detectors) {
+    for (auto&& [key, value] : table) {
+      const std::string path = "detectors." + std::string(key.str());
+      if (key.str() == "custom") {
+        const auto* array = value.as_array();
+        if (array == nullptr) {
+          sink_.add(position_of(value), path, "must be an array of tables" + found(value));
+          continue;
+        }
+        for_each_table(*array, path, [&](const toml::table& entry, const std::string& entry_path) {
+          TableReader reader(entry, entry_path, sink_,
+                             {"name", "patterns", "keywords", "raise", "enabled"});
+          DetectorSettings detector;
+          detector.custom = true;
+          reader.read_located("name", detector.name, true);
+          detector.patterns = reader.read_string_list("patterns");
+          detector.keywords = reader.read_string_list("keywords");
+          Located raise;
+          if (reader.read_located("raise", raise, true)) {
+            detector.raise = std::move(raise);
+          }
+          bool enabled = true;
+          if (reader.read_bool("enabled", enabled)) {
+            detector.enabled = enabled;
+          }
+          if (detector.patterns.empty() && detector.keywords.empty()) {
+            sink_.add(reader.position(), entry_path, "needs at least one of patterns, keywords");
+          }
+          detectors.push_back(std::move(detector));
+        });
+        continue;
+      }
+      const auto* entry = value.as_table();
+      if (entry == nullptr) {
+        sink_.add(position_of(value), path, "must be a table" + found(value));
+        continue;
+      }
+      TableReader reader(*entry, path, sink_, {"raise", "enabled"});
+      DetectorSettings detector;
+      const Position at = position_of(key.source());
+      detector.name = Located{std::string(key.str()), at.line, at.column, path};
+      Located raise;
+      if (reader.read_located("raise", raise)) {
+        detector.raise = std::move(raise);
+      }
+      bool enabled = true;
+      if (reader.read_bool("enabled", enabled)) {
+        detector.enabled = enabled;
+      }
+      detectors.push_back(std::move(detector));
+    }
+  }
+
+  RuleSettings read_rule(const toml::table& table, const std::string& path) {
+    TableReader reader(
+        table, path, sink_,
+        {"name", "action", "mode", "detectors", "label_at_least", "tenants", "keys", "models",
+         "tools", "backend_tiers", "backend_jurisdictions", "redact", "restrict_tiers",
+         "restrict_jurisdictions", "restrict_backends", "approval_timeout_ms", "message"});
+    RuleSettings rule;
+    reader.read_located("name", rule.name, true);
+    if (auto action = reader.read_enum("action", kRuleActionNames)) {
+      rule.action = static_cast<RuleAction>(*action);
+    } else if (reader.find("action") == nullptr) {
+      reader.missing("action");
+    }
+    if (auto mode = reader.read_enum("mode", kRuleModeNames)) {
+      rule.mode = static_cast<RuleMode>(*mode);
+    }
+    rule.detectors = reader.read_located_list("detectors");
+    Located label;
+    if (reader.read_located("label_at_least", label)) {
+      rule.label_at_least = std::move(label);
+    }
+    rule.tenants = reader.read_string_list("tenants");
+    rule.keys = reader.read_string_list("keys");
+    rule.models = reader.read_string_list("models");
+    rule.tools = reader.read_string_list("tools");
+    for (std::size_t tier : reader.read_enum_list("backend_tiers", kTierNames)) {
+      rule.backend_tiers.push_back(static_cast<Tier>(tier));
+    }
+    rule.backend_jurisdictions = reader.read_string_list("backend_jurisdictions");
+    rule.redact = reader.read_located_list("redact");
+    for (std::size_t tier : reader.read_enum_list("restrict_tiers", kTierNames)) {
+      rule.restrict_tiers.push_back(static_cast<Tier>(tier));
+    }
+    rule.restrict_jurisdictions = reader.read_string_list("restrict_jurisdictions");
+    rule.restrict_backends = reader.read_string_list("restrict_backends");
+    reader.read_duration("approval_timeout_ms", rule.approval_timeout, 1);
+    reader.read_string("message", rule.message);
+    const bool restricts = !rule.restrict_tiers.empty() || !rule.restrict_jurisdictions.empty() ||
+                           !rule.restrict_backends.empty();
+    if (rule.action == RuleAction::kRestrict && !restricts) {
+      sink_.add(reader.position(), path,
+                "action 'restrict' needs restrict_tiers, restrict_jurisdictions or "
+                "restrict_backends");
+    }
+    if (rule.action == RuleAction::kRedact && rule.redact.empty() && rule.detectors.empty()) {
+      sink_.add(reader.position(), path, "action 'redact' needs `redact` or `detectors`");
+    }
+    const bool per_backend = !rule.backend_tiers.empty() || !rule.backend_jurisdictions.empty();
+    if (per_backend && (rule.action == RuleAction::kRequireApproval ||
+                        rule.action == RuleAction::kRestrict)) {
+      sink_.add(reader.position(), path,
+                "backend conditions apply to deny, redact and log rules only");
+    }
+    return rule;
   }
 
   void read_server(const toml::table& table, ServerSettings& server) {
@@ -548,7 +818,8 @@ class ConfigReader {
                        {"name", "base_url", "api_key_env", "tier", "region", "price_input_per_mtok",
                         "price_output_per_mtok", "max_concurrency", "weight", "connect_timeout_ms",
                         "first_byte_timeout_ms", "idle_timeout_ms", "request_timeout_ms", "ca_file",
-                        "health_path", "health_interval_ms", "models"});
+                        "health_path", "health_interval_ms", "models", "clearance",
+                        "jurisdiction", "operator"});
     using Range = TableReader::Range;
     Backend backend;
     if (reader.read_string("name", backend.name, true, false)) {
@@ -599,6 +870,11 @@ class ConfigReader {
                    "must start with '/' or be empty to disable health checks");
     }
     reader.read_duration("health_interval_ms", backend.health_interval, 1);
+    if (!reader.read_located("clearance", backend.clearance)) {
+      backend.clearance.key = reader.key_path("clearance");
+    }
+    reader.read_string("jurisdiction", backend.jurisdiction);
+    reader.read_string("operator", backend.operator_name);
     const std::size_t errors_before = sink_.count();
     read_served_models(reader, backend);
     models_complete_.push_back(sink_.count() == errors_before);
@@ -956,6 +1232,12 @@ LoadResult load(std::string_view text, const std::string& source_name, const Env
 
 std::string_view to_string(Tier tier) { return kTierNames[static_cast<std::size_t>(tier)]; }
 
+std::string_view to_string(RuleAction action) {
+  return kRuleActionNames[static_cast<std::size_t>(action)];
+}
+
+std::string_view to_string(RuleMode mode) { return kRuleModeNames[static_cast<std::size_t>(mode)]; }
+
 std::string_view to_string(Strategy strategy) {
   return kStrategyNames[static_cast<std::size_t>(strategy)];
 }
@@ -1032,6 +1314,26 @@ const ModelAlias* Config::find_alias(std::string_view name) const {
     }
   }
   return nullptr;
+}
+
+std::vector<std::string> Config::backends_for(std::string_view alias) const {
+  std::vector<std::string> backends;
+  std::vector<std::string_view> visited;
+  std::function<void(std::string_view)> visit = [&](std::string_view name) {
+    const ModelAlias* entry = find_alias(name);
+    if (entry == nullptr || std::find(visited.begin(), visited.end(), name) != visited.end()) {
+      return;
+    }
+    visited.push_back(name);
+    for (const AliasTarget& target : entry->targets) {
+      if (std::find(backends.begin(), backends.end(), target.backend) == backends.end()) {
+        backends.push_back(target.backend);
+      }
+    }
+    for (const std::string& fallback : entry->fallbacks) visit(fallback);
+  };
+  visit(alias);
+  return backends;
 }
 
 std::string ConfigError::to_string() const {

@@ -60,7 +60,53 @@
 //   max_latency_ms = 2000           # required (> 0) when strategy = "cost"
 //   owned_by = "redline"
 //
-// Relative paths (ca_file, access_log) are resolved against the directory of the config file.
+//
+//   [auth]                          # optional table
+//   required = true                 # false: requests without a key run as tenant "anonymous"
+//   admin_token_env = "REDLINE_ADMIN_TOKEN"   # the /admin/ credential; "" or unset = /admin/ off
+//   key_cache_ttl_ms = 500          # a revoked key stops working within this (<= 1000)
+//
+//   [store]
+//   sqlite_path = "redline.db"      # tenants, keys, ...; relative to the config file
+//
+//   [labels]                        # the classification lattice
+//   levels = ["PUBLIC", "INTERNAL", "CONFIDENTIAL", "SECRET", "TOP_SECRET"]   # lowest first
+//   caveats = ["NOFORN", "PII", "PHI", "PCI", "EXPORT_CONTROLLED"]
+//   [[labels.residency]]            # requests whose label dominates `label` may only go to
+//   label = "CONFIDENTIAL"          # backends in one of `jurisdictions` and of one of `tiers`
+//   jurisdictions = ["DE", "EU"]    # matched against backend jurisdiction or region
+//   tiers = ["onprem", "edge"]      # optional
+//
+//   [detectors.email]               # a built-in detector: change its raise or switch it off
+//   raise = "CONFIDENTIAL//PII"
+//   enabled = true
+//   [[detectors.custom]]            # operator patterns (vectorscan syntax) and keyword lists
+//   name = "project_bluebird"
+//   patterns = ['bluebird-\d{4}']
+//   keywords = ["bluebird"]
+//   raise = "SECRET"
+//
+//   [[tenants]]                     # tenant policy; tenants not listed may use any jurisdiction
+//   name = "acme"
+//   jurisdictions = ["EU", "US"]
+//
+//   [[rules]]                       # red-line rules, evaluated in order; see README
+//   name = "no-secrets-upstream"    # required, unique
+//   action = "deny"                 # deny | redact | restrict | require_approval | log
+//   mode = "enforce"                # enforce | shadow (evaluated and counted, not applied)
+//   detectors = ["private_key"]     # conditions, all optional, all must hold; any listed
+//   label_at_least = "SECRET"       # detector firing satisfies `detectors`
+//   tenants = [], keys = [], models = [], tools = []
+//   backend_tiers = [], backend_jurisdictions = []   # make the rule apply per backend
+//   redact = ["email"]              # redact: detectors whose matches are replaced
+//   restrict_tiers = ["onprem"], restrict_jurisdictions = [], restrict_backends = []
+//   approval_timeout_ms = 60000     # require_approval: how long a request is held
+//   message = "..."                 # shown to the client on deny
+//
+//   Each backend also takes: clearance = "SECRET//PII" (default PUBLIC), jurisdiction = "DE"
+//   (country or region code), operator = "acme-gpu".
+//
+// Relative paths (ca_file, access_log, sqlite_path) are resolved against the directory of the config file.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -120,6 +166,81 @@ struct RoutingSettings {
   std::size_t prefix_affinity_bytes = 2048;  // prompt bytes hashed for prefix affinity
 };
 
+// A value another module interprets (a label, a detector name), kept with where it was written so
+// that module's errors can point into the file.
+struct Located {
+  std::string value;
+  int line = 0;
+  int column = 0;
+  std::string key;  // dotted path
+};
+
+struct AuthSettings {
+  bool required = true;
+  std::string admin_token_env;
+  std::string admin_token;  // resolved from admin_token_env; "" = admin API disabled
+  std::chrono::milliseconds key_cache_ttl{500};
+};
+
+struct StoreSettings {
+  std::string sqlite_path = "redline.db";  // resolved against the config file's directory
+};
+
+struct ResidencyRule {
+  Located label;
+  std::vector<std::string> jurisdictions;  // empty = any
+  std::vector<Tier> tiers;                 // empty = any
+};
+
+struct LabelSettings {
+  std::vector<std::string> levels{"PUBLIC", "INTERNAL", "CONFIDENTIAL", "SECRET", "TOP_SECRET"};
+  std::vector<std::string> caveats{"NOFORN", "PII", "PHI", "PCI", "EXPORT_CONTROLLED"};
+  int line = 0;  // where [labels] is, for lattice errors
+  int column = 0;
+  std::vector<ResidencyRule> residency;
+};
+
+struct DetectorSettings {
+  Located name;
+  bool custom = false;  // from [[detectors.custom]]; otherwise a built-in's overrides
+  std::optional<bool> enabled;
+  std::optional<Located> raise;
+  std::vector<std::string> patterns;
+  std::vector<std::string> keywords;
+};
+
+struct TenantSettings {
+  std::string name;
+  std::vector<std::string> jurisdictions;  // empty = any
+};
+
+enum class RuleAction { kDeny, kRedact, kRestrict, kRequireApproval, kLog };
+enum class RuleMode { kEnforce, kShadow };
+std::string_view to_string(RuleAction action);
+std::string_view to_string(RuleMode mode);
+
+struct RuleSettings {
+  Located name;
+  RuleAction action = RuleAction::kLog;
+  RuleMode mode = RuleMode::kEnforce;
+  // Conditions; an empty list or unset optional places no condition.
+  std::vector<Located> detectors;
+  std::optional<Located> label_at_least;
+  std::vector<std::string> tenants;
+  std::vector<std::string> keys;
+  std::vector<std::string> models;
+  std::vector<std::string> tools;
+  std::vector<Tier> backend_tiers;
+  std::vector<std::string> backend_jurisdictions;
+  // Effects.
+  std::vector<Located> redact;
+  std::vector<Tier> restrict_tiers;
+  std::vector<std::string> restrict_jurisdictions;
+  std::vector<std::string> restrict_backends;
+  std::chrono::milliseconds approval_timeout{60000};
+  std::string message;
+};
+
 struct ServedModel {
   std::string name;           // as referenced by alias targets
   std::string upstream_name;  // sent to the backend; equals name unless configured
@@ -148,6 +269,9 @@ struct Backend {
   std::string health_path = "/models";  // GET base_path + health_path; "" disables active checks
   std::chrono::milliseconds health_interval{5000};
   std::vector<ServedModel> models;  // at least one, names unique
+  Located clearance{"PUBLIC", 0, 0, ""};  // the highest label this backend may receive
+  std::string jurisdiction;         // country or region code, e.g. "DE"; "" = unknown
+  std::string operator_name;        // who runs it, e.g. "acme-gpu"
 
   const ServedModel* find_model(std::string_view name) const;
 };
@@ -174,9 +298,18 @@ struct Config {
   RoutingSettings routing;
   std::vector<Backend> backends;
   std::vector<ModelAlias> models;
+  AuthSettings auth;
+  StoreSettings store;
+  LabelSettings labels;
+  std::vector<DetectorSettings> detectors;
+  std::vector<TenantSettings> tenants;
+  std::vector<RuleSettings> rules;
 
   const Backend* find_backend(std::string_view name) const;
   const ModelAlias* find_alias(std::string_view name) const;
+  // Every backend a request for `alias` may reach: its targets, then its fallbacks' (depth
+  // first), each once. Empty for an unknown alias.
+  std::vector<std::string> backends_for(std::string_view alias) const;
 };
 
 struct ConfigError {
@@ -185,6 +318,10 @@ struct ConfigError {
   int column = 0;
   std::string key;      // dotted path, e.g. "backends[1].max_concurrency"; "" for syntax errors
   std::string message;  // e.g. "must be a positive integer (found -3)"
+
+  static ConfigError at(const std::string& source, const Located& where, std::string message) {
+    return {source, where.line, where.column, where.key, std::move(message)};
+  }
 
   // "quickstart.toml:12:3: backends[1].max_concurrency: must be a positive integer (found -3)"
   std::string to_string() const;

@@ -75,6 +75,12 @@ std::string access_log_line(const AccessRecord& r) {
     field(out, "tokens_out", r.tokens_out);
   }
   if (!r.error.empty()) field(out, "error", r.error);
+  // Who asked and what the red lines decided; never request content or matched text.
+  if (!r.tenant.empty()) field(out, "tenant", r.tenant);
+  if (!r.key_id.empty()) field(out, "key_id", r.key_id);
+  if (!r.label.empty()) field(out, "label", r.label);
+  if (!r.decision.empty()) field(out, "decision", r.decision);
+  if (!r.rules.empty()) field(out, "rules", r.rules);
   out.push_back('}');
   return out;
 }

@@ -27,6 +27,11 @@ struct AccessRecord {
   long tokens_in = 0;
   long tokens_out = 0;
   std::string_view error;  // why the request failed, when it did
+  std::string_view tenant;
+  std::string_view key_id;
+  std::string_view label;
+  std::string_view decision;
+  std::string_view rules;
 };
 
 class AccessLog {

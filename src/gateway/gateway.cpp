@@ -10,7 +10,11 @@
 #include <random>
 
 #include "common/openai_error.h"
+#include "gateway/caller.h"
 #include "gateway/health_checker.h"
+#include "gateway/response_filter.h"
+#include "policy/red_line_policy.h"
+#include "policy/redaction.h"
 #include "net/io_pool.h"
 #include "net/sse.h"
 #include "net/upstream_client.h"
@@ -116,6 +120,90 @@ void read_usage(std::string_view json, RequestContext& context) {
 
 std::string stream_error_event(const ApiError& error) { return net::sse_data(error_body(error)); }
 
+policy::RequestKind request_kind(ApiKind kind) {
+  switch (kind) {
+    case ApiKind::kChatCompletions:
+      return policy::RequestKind::kChatCompletions;
+    case ApiKind::kCompletions:
+      return policy::RequestKind::kCompletions;
+    case ApiKind::kEmbeddings:
+      return policy::RequestKind::kEmbeddings;
+  }
+  return policy::RequestKind::kChatCompletions;
+}
+
+std::string rules_text(const policy::Verdict& verdict) {
+  std::string out;
+  for (const policy::RuleHit& hit : verdict.hits) {
+    std::string entry = hit.rule->name;
+    if (!hit.applied) entry += "(shadow)";
+    if (!hit.backend.empty()) entry += "@" + hit.backend;
+    if (out.find(entry) != std::string::npos) continue;
+    if (!out.empty()) out += ",";
+    out += entry;
+  }
+  return out;
+}
+
+// "email=2,iban=1": what fired, by name and count, never the matched text.
+std::string detector_counts(const policy::RedLinePolicy& red_lines,
+                            const policy::Findings& findings) {
+  std::string out;
+  for (std::uint16_t id = 0; id < findings.counts.size(); ++id) {
+    if (findings.counts[id] == 0) continue;
+    if (!out.empty()) out += ",";
+    out += red_lines.detectors().spec(id).name + "=" + std::to_string(findings.counts[id]);
+  }
+  return out;
+}
+
+// The answer to a request the red lines stop before routing (setting context.decision), if any.
+std::optional<ApiError> red_line_refusal(const policy::Verdict& verdict, const Caller& caller,
+                                         const policy::LabelLattice& lattice,
+                                         RequestContext& context) {
+  switch (verdict.outcome) {
+    case policy::Outcome::kAboveKeyClearance:
+      context.decision = "refuse";
+      return make_error(403,
+                        "This request is classified " + context.label + ", above what API key " +
+                            caller.key_id + " may send (" + lattice.format(caller.max_label) +
+                            ").",
+                        "", "label_above_key_clearance");
+    case policy::Outcome::kDenyByRule: {
+      const policy::CompiledRule& rule = *verdict.deciding_rule;
+      context.decision = "deny";
+      return make_error(403,
+                        "Blocked by red-line rule '" + rule.name + "'" +
+                            (rule.message.empty() ? "" : ": " + rule.message) + " (label " +
+                            context.label + ").",
+                        "", "red_line_denied");
+    }
+    case policy::Outcome::kHold: {
+      if (context.decision == "approved") return std::nullopt;
+      const bool denied = context.decision == "approval_denied";
+      return make_error(403,
+                        std::string(denied ? "An administrator denied this request"
+                                           : "No administrator approved this request in time") +
+                            " (red-line rule '" + verdict.deciding_rule->name + "', label " +
+                            context.label + ").",
+                        "", denied ? "approval_denied" : "approval_timed_out");
+    }
+    case policy::Outcome::kAllow:
+      break;
+  }
+  return std::nullopt;
+}
+
+std::string no_cleared_backend_message(const std::vector<std::string>& names,
+                                       const policy::Verdict& verdict, const std::string& label) {
+  std::string message = "No backend is cleared for this request (label " + label + "): ";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) message += "; ";
+    message += names[i] + " is " + verdict.backends[i].reason;
+  }
+  return message + ".";
+}
+
 // Keeps a backend's outstanding-request count right on every path out of an attempt.
 class InFlight {
  public:
@@ -132,11 +220,14 @@ class InFlight {
 
 }  // namespace
 
-Gateway::Gateway(net::IoPool& io, config::Config config)
+Gateway::Gateway(net::IoPool& io, config::Config config,
+                 std::shared_ptr<const policy::RedLinePolicy> policy,
+                 std::shared_ptr<quota::ApiKeyService> keys)
     : io_(io),
       access_log_(std::make_unique<AccessLog>(config.server.access_log)),
-      picker_(config.routing.latency_exploration, std::random_device{}()) {
-  table_ = RoutingTable::build(std::move(config), io_, registry_, nullptr);
+      picker_(config.routing.latency_exploration, std::random_device{}()),
+      keys_(std::move(keys)) {
+  table_ = RoutingTable::build(std::move(config), std::move(policy), io_, registry_, nullptr);
 }
 
 Gateway::~Gateway() = default;
@@ -146,9 +237,10 @@ std::shared_ptr<const RoutingTable> Gateway::table() const {
   return table_;
 }
 
-void Gateway::reload(config::Config config) {
+void Gateway::reload(config::Config config, std::shared_ptr<const policy::RedLinePolicy> policy) {
   auto current = table();
-  auto next = RoutingTable::build(std::move(config), io_, registry_, current.get());
+  auto next =
+      RoutingTable::build(std::move(config), std::move(policy), io_, registry_, current.get());
   {
     std::lock_guard lock(table_mutex_);
     table_ = next;
@@ -178,7 +270,8 @@ void Gateway::settle(const net::HttpRequest& request, const RequestContext& cont
     access_log_->write({context.request_id, request.method, request.path(), context.route,
                         context.model, context.backend, request.remote_address, context.status,
                         context.stream, context.attempts, duration, context.time_to_first_token,
-                        context.tokens_in, context.tokens_out, context.error});
+                        context.tokens_in, context.tokens_out, context.error, context.tenant,
+                        context.key_id, context.label, context.decision, context.rules});
   }
 }
 
@@ -189,6 +282,7 @@ asio::awaitable<void> Gateway::respond_error(net::ResponseWriter& writer, Reques
   net::HttpResponse response{error.status, std::move(extra), error_body(error)};
   response.headers.push_back({"Content-Type", "application/json"});
   response.headers.push_back({"x-request-id", context.request_id});
+  if (!context.label.empty()) response.headers.push_back({"x-redline-label", context.label});
   co_await writer.send(std::move(response));
 }
 
@@ -196,6 +290,19 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
                                      net::ResponseWriter& writer, RequestContext& context) {
   auto table = this->table();
   const auto& routing_settings = table->config().routing;
+  const policy::RedLinePolicy& red_lines = table->policy();
+  const policy::LabelLattice& lattice = red_lines.lattice();
+
+  CallerResult identified =
+      identify_caller(request, keys_.get(), lattice, table->config().auth.required);
+  if (!identified.caller) {
+    context.decision = "unauthenticated";
+    co_await respond_error(writer, context, std::move(identified.error));
+    co_return;
+  }
+  const Caller& caller = *identified.caller;
+  context.tenant = caller.tenant;
+  context.key_id = caller.key_id;
 
   ParseResult parsed = parse_request(kind, request.body, routing_settings.prefix_affinity_bytes);
   if (!parsed.request) {
@@ -207,14 +314,96 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   context.stream = call.stream;
 
   const AliasRoute* alias = table->find_alias(call.model);
-  if (!alias) {
-    co_await respond_error(
-        writer, context,
-        make_error(404,
-                   "The model `" + call.model + "` does not exist or you do not have access to it.",
-                   "model", "model_not_found"));
+  if (!alias || !caller.may_use(call.model)) {
+    // Built before the co_await: g++ 12 mishandles temporaries inside co_await expressions.
+    ApiError refusal =
+        !alias ? make_error(404,
+                            "The model `" + call.model +
+                                "` does not exist or you do not have access to it.",
+                            "model", "model_not_found")
+               : make_error(403,
+                            "API key " + caller.key_id + " may not use model `" + call.model +
+                                "`.",
+                            "model", "model_not_allowed");
+    co_await respond_error(writer, context, std::move(refusal));
     co_return;
   }
+
+  // Classify, then apply the red lines: nothing below reaches a backend the verdict excludes.
+  std::optional<ApiError> header_error;
+  auto declared = declared_label(request, lattice, header_error);
+  if (header_error) {
+    co_await respond_error(writer, context, std::move(*header_error));
+    co_return;
+  }
+  const policy::RequestKind text_kind = request_kind(kind);
+  policy::RequestFacts facts{caller.tenant,
+                             caller.key_id,
+                             caller.default_label,
+                             caller.max_label,
+                             declared,
+                             call.model,
+                             policy::RedLinePolicy::tool_names(request.body),
+                             red_lines.scan_request(text_kind, request.body)};
+  const std::vector<std::string>& candidate_names = alias->reachable_backends;
+  const policy::Verdict verdict = red_lines.evaluate(facts, candidate_names);
+  context.label = lattice.format(verdict.label);
+  context.rules = rules_text(verdict);
+  for (const policy::RuleHit& hit : verdict.hits) {
+    metrics_.record_rule(hit.rule->name, config::to_string(hit.rule->action), hit.applied);
+  }
+  if (verdict.outcome == policy::Outcome::kHold) {
+    const policy::CompiledRule& rule = *verdict.deciding_rule;
+    ApprovalRequest held{context.request_id, caller.tenant,
+                         caller.key_id,      call.model,
+                         context.label,      rule.name,
+                         detector_counts(red_lines, facts.findings)};
+    const std::function<void(std::function<void()>)> on_held =
+        [&writer](std::function<void()> abandon) { writer.watch_disconnect(std::move(abandon)); };
+    const ApprovalDecision decision =
+        co_await approvals_.hold(std::move(held), rule.approval_timeout, on_held);
+    writer.watch_disconnect({});
+    if (decision == ApprovalDecision::kAbandoned || writer.client_gone()) {
+      context.status = 499;
+      context.decision = "abandoned";
+      context.error = "client closed the connection while held for approval";
+      co_return;
+    }
+    context.decision = decision == ApprovalDecision::kApproved  ? "approved"
+                       : decision == ApprovalDecision::kDenied ? "approval_denied"
+                                                                : "approval_timeout";
+  }
+  std::optional<ApiError> refusal = red_line_refusal(verdict, caller, lattice, context);
+  if (!refusal && !verdict.any_eligible()) {
+    context.decision = "no_cleared_backend";
+    refusal = make_error(503, no_cleared_backend_message(candidate_names, verdict, context.label),
+                         "", "no_cleared_backend");
+  }
+  if (refusal) {
+    metrics_.record_decision(context.label, context.decision);
+    co_await respond_error(writer, context, std::move(*refusal));
+    co_return;
+  }
+  if (context.decision.empty()) context.decision = verdict.redacts() ? "redact" : "allow";
+  metrics_.record_decision(context.label, context.decision);
+  auto eligibility_of = [&](const BackendRoute& backend) -> const policy::Eligibility& {
+    auto it = std::find(candidate_names.begin(), candidate_names.end(), backend.config->name);
+    return verdict.backends[static_cast<std::size_t>(it - candidate_names.begin())];
+  };
+  // Candidates the verdict rules out start excluded, so no strategy can ever pick them.
+  auto ineligible = [&](const AliasRoute& route) {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < route.backends.size(); ++i) {
+      if (!eligibility_of(*route.backends[i]).eligible()) out.push_back(i);
+    }
+    return out;
+  };
+  const std::optional<policy::Label> output_limit =
+      caller.max_label == lattice.top() ? std::nullopt : std::optional(caller.max_label);
+  policy::RedactionVault vault;
+  std::vector<std::uint16_t> redacted_for;
+  std::string redacted_body;
+  std::optional<ParsedRequest> redacted_call;
 
   auto& retry_budget = table->retry_budget();
   retry_budget.record_request(Clock::now());
@@ -229,7 +418,7 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   std::chrono::milliseconds pending_retry_after{0};
 
   std::size_t chain_index = 0;
-  std::vector<std::size_t> excluded;
+  std::vector<std::size_t> excluded = ineligible(*alias->chain[0]);
   std::string upstream_body;
   std::string chunk;
 
@@ -248,7 +437,7 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
         asio::steady_timer timer(co_await asio::this_coro::executor, pending_retry_after);
         co_await timer.async_wait(kNoThrow);
         pending_retry_after = std::chrono::milliseconds(0);
-        excluded.clear();
+        excluded = ineligible(route);
         if (writer.client_gone()) break;
         continue;
       }
@@ -263,7 +452,7 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
                                                       : "behind an open circuit breaker";
       }
       ++chain_index;
-      excluded.clear();
+      if (chain_index < alias->chain.size()) excluded = ineligible(*alias->chain[chain_index]);
       continue;
     }
     const std::size_t index = *picked;
@@ -283,10 +472,23 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     context.backend = state.name();
 
     InFlight in_flight(state);
-    const bool rename = route.upstream_models[index] != call.model;
+    // A backend the red lines clear only for redacted text gets the redacted body; the vault
+    // keeps the placeholders stable across attempts so restoring works whichever answers.
+    const std::vector<std::uint16_t>& redact = eligibility_of(backend).redact;
+    const bool sent_redacted = !redact.empty();
     std::string_view body = request.body;
-    if (rename) {
-      upstream_body = with_model(request.body, call, route.upstream_models[index]);
+    const ParsedRequest* body_call = &call;
+    if (sent_redacted) {
+      if (!redacted_call || redacted_for != redact) {
+        redacted_for = redact;
+        redacted_body = red_lines.redact_request(text_kind, request.body, redact, vault);
+        redacted_call = parse_request(kind, redacted_body, 0).request;
+      }
+      body = redacted_body;
+      body_call = &*redacted_call;
+    }
+    if (route.upstream_models[index] != call.model) {
+      upstream_body = with_model(body, *body_call, route.upstream_models[index]);
       body = upstream_body;
     }
     std::string target = backend.config->base_path;
@@ -362,12 +564,30 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
         {"Content-Type", content_type.empty() ? "application/json" : std::string(content_type)});
     response_headers.push_back({"x-request-id", context.request_id});
     response_headers.push_back({"x-redline-backend", state.name()});
+    response_headers.push_back({"x-redline-label", context.label});
+    ResponseFilter filter(red_lines, sent_redacted ? &vault : nullptr, output_limit);
+    auto output_blocked = [&] {
+      context.decision = "output_blocked";
+      return make_error(403,
+                        "The model's answer is classified " + lattice.format(filter.output_label()) +
+                            ", above what API key " + caller.key_id + " may receive (" +
+                            lattice.format(caller.max_label) + ").",
+                        "", "output_above_clearance");
+    };
 
     if (!call.stream || status != 200) {
       writer.watch_disconnect({});
       if (status == 200) read_usage(chunk, context);
       state.record_latency(Clock::now() - sent_at, static_cast<int>(context.tokens_out),
                            Clock::now() - sent_at);
+      if (status == 200 && filter.active()) {
+        chunk = filter.filter_body(std::move(chunk));
+        if (filter.blocked()) {
+          ApiError blocked = output_blocked();
+          co_await respond_error(writer, context, std::move(blocked));
+          co_return;
+        }
+      }
       net::HttpResponse response{status, std::move(response_headers), std::move(chunk)};
       co_await writer.send(std::move(response));
       co_return;
@@ -387,13 +607,26 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
         if (event.data.find("\"usage\"") != std::string_view::npos) read_usage(event.data, context);
       }
     };
+    // With a filter, events are re-framed from what it lets through; without, bytes are relayed.
+    std::string filtered;
+    auto observe_filtered = [&](const net::SseEvent& event) {
+      observe(event);
+      filter.on_event(event.data, filtered);
+    };
     bool client_ok = co_await writer.begin_stream(200, std::move(response_headers));
     while (client_ok) {
-      if (!sse.feed(chunk, observe)) {
+      const bool framed =
+          filter.active() ? sse.feed(chunk, observe_filtered) : sse.feed(chunk, observe);
+      if (!framed) {
         error = net::UpstreamError::kProtocol;
         break;
       }
-      client_ok = co_await writer.write_chunk(chunk);
+      if (filter.active()) {
+        chunk.swap(filtered);
+        filtered.clear();
+      }
+      if (!chunk.empty()) client_ok = co_await writer.write_chunk(chunk);
+      if (filter.blocked()) break;
       if (!client_ok || exchange->done()) break;
       chunk.clear();
       error = co_await exchange->read_some(chunk);
@@ -408,6 +641,16 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
       co_return;
     }
     if (context.tokens_out == 0) context.tokens_out = content_chunks;
+    if (filter.blocked()) {
+      exchange->cancel();
+      const ApiError blocked = output_blocked();
+      context.error = blocked.message;
+      context.status = 403;
+      const std::string event = stream_error_event(blocked);
+      co_await writer.write_chunk(event);
+      co_await writer.end_stream();
+      co_return;
+    }
     if (error == net::UpstreamError::kNone && saw_done) {
       const auto end = Clock::now();
       state.record_latency(first_byte_at - sent_at, static_cast<int>(context.tokens_out),
@@ -431,7 +674,10 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
         "", "upstream_stream_interrupted");
     context.error = broken.message;
     context.status = 502;
-    co_await writer.write_chunk(stream_error_event(broken));
+    std::string held_back;
+    filter.finish(held_back);
+    held_back += stream_error_event(broken);
+    co_await writer.write_chunk(held_back);
     co_await writer.end_stream();
     co_return;
   }
@@ -440,6 +686,7 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     context.status = last_upstream_answer->status;
     context.error = "upstream answered " + std::to_string(context.status);
     last_upstream_answer->headers.push_back({"x-request-id", context.request_id});
+    last_upstream_answer->headers.push_back({"x-redline-label", context.label});
     if (!context.backend.empty()) {
       last_upstream_answer->headers.push_back({"x-redline-backend", context.backend});
     }
@@ -452,7 +699,8 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   }
   std::string message = "No backend is available for model '" + call.model + "'";
   message += unavailable_reasons.empty() ? "." : ": " + unavailable_reasons + ".";
-  co_await respond_error(writer, context, make_error(503, message, "", "no_backend_available"));
+  ApiError unavailable = make_error(503, message, "", "no_backend_available");
+  co_await respond_error(writer, context, std::move(unavailable));
 }
 
 }  // namespace redline::gateway

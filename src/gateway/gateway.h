@@ -1,6 +1,8 @@
 #pragma once
-// The request pipeline of the data plane: parse → resolve alias → route → upstream → relay →
-// settle (metrics, access log). The HTTP routes call it; nothing reaches an upstream otherwise.
+// The request pipeline of the data plane: authenticate → parse → resolve alias → classify and
+// apply red-line rules → route among cleared backends → upstream → relay (restore redactions,
+// check output) → settle (metrics, access log). The HTTP routes call it; nothing reaches an
+// upstream otherwise.
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <mutex>
@@ -8,12 +10,20 @@
 
 #include "config/config.h"
 #include "gateway/access_log.h"
+#include "gateway/approvals.h"
 #include "gateway/metrics.h"
 #include "gateway/request_parse.h"
 #include "gateway/routing_table.h"
 #include "net/http_server.h"
 #include "routing/backend_state.h"
 #include "routing/strategy.h"
+
+namespace redline::quota {
+class ApiKeyService;
+}
+namespace redline::policy {
+class RedLinePolicy;
+}
 
 namespace redline::gateway {
 
@@ -31,17 +41,25 @@ struct RequestContext {
   long tokens_in = 0;
   long tokens_out = 0;
   std::string error;
+  std::string tenant;
+  std::string key_id;
+  std::string label;     // the request's classification, once known
+  std::string decision;  // allow | deny | redact | hold | approved | ...
+  std::string rules;     // rules that matched, "name" or "name(shadow)", comma separated
 };
 
 class Gateway {
  public:
-  Gateway(net::IoPool& io, config::Config config);
+  // `keys` may be null when no store is configured (then only anonymous requests pass).
+  Gateway(net::IoPool& io, config::Config config,
+          std::shared_ptr<const policy::RedLinePolicy> policy,
+          std::shared_ptr<quota::ApiKeyService> keys);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
   // Swaps in a new (already validated) configuration; requests in flight finish on the old one.
-  void reload(config::Config config);
+  void reload(config::Config config, std::shared_ptr<const policy::RedLinePolicy> policy);
   std::shared_ptr<const RoutingTable> table() const;
 
   // Forwards one OpenAI API call. Never throws; always answers the client (or notices it left).
@@ -54,6 +72,8 @@ class Gateway {
   bool ready() const;
 
   Metrics& metrics() { return metrics_; }
+  ApprovalDesk& approvals() { return approvals_; }
+  quota::ApiKeyService* keys() { return keys_.get(); }
   routing::BackendRegistry& registry() { return registry_; }
   // Settles a finished request: metrics and access log.
   void settle(const net::HttpRequest& request, const RequestContext& context);
@@ -68,6 +88,8 @@ class Gateway {
   Metrics metrics_;
   std::unique_ptr<AccessLog> access_log_;
   routing::Picker picker_;
+  std::shared_ptr<quota::ApiKeyService> keys_;
+  ApprovalDesk approvals_;
   mutable std::mutex table_mutex_;
   std::shared_ptr<const RoutingTable> table_;
   bool health_checks_started_ = false;

@@ -63,6 +63,16 @@ struct Metrics::Impl {
           .Name("redline_upstream_errors_total")
           .Help("Failed upstream attempts, by backend and kind.")
           .Register(registry);
+  prometheus::Family<prometheus::Counter>& decisions =
+      prometheus::BuildCounter()
+          .Name("redline_policy_decisions_total")
+          .Help("Requests by classification label and red-line decision.")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& rule_matches =
+      prometheus::BuildCounter()
+          .Name("redline_rule_matches_total")
+          .Help("Red-line rule matches, by rule, action and mode (enforce, shadow).")
+          .Register(registry);
   prometheus::Family<prometheus::Counter>& retries =
       prometheus::BuildCounter()
           .Name("redline_retries_total")
@@ -150,6 +160,31 @@ void Metrics::record_upstream_error(std::string_view backend, std::string_view k
 
 void Metrics::record_retry(std::string_view model) {
   impl_->retries.Add({{"model", std::string(model)}}).Increment();
+}
+
+void Metrics::record_decision(std::string_view label, std::string_view decision) {
+  // Per request: cached per thread like the request series, so the registry lock is taken once
+  // per distinct pair.
+  thread_local std::unordered_map<std::string, prometheus::Counter*> series;
+  std::string key;
+  key.reserve(label.size() + decision.size() + 1);
+  key.append(label).push_back('\0');
+  key.append(decision);
+  auto it = series.find(key);
+  if (it == series.end()) {
+    auto& counter = impl_->decisions.Add(
+        {{"label", std::string(label)}, {"decision", std::string(decision)}});
+    it = series.emplace(std::move(key), &counter).first;
+  }
+  it->second->Increment();
+}
+
+void Metrics::record_rule(std::string_view rule, std::string_view action, bool enforced) {
+  impl_->rule_matches
+      .Add({{"rule", std::string(rule)},
+            {"action", std::string(action)},
+            {"mode", enforced ? "enforce" : "shadow"}})
+      .Increment();
 }
 
 void Metrics::stream_started() { impl_->active_streams.Increment(); }

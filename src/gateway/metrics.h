@@ -34,6 +34,9 @@ class Metrics {
   void record_request(const RequestRecord& record);
   void record_upstream_error(std::string_view backend, std::string_view kind);
   void record_retry(std::string_view model);
+  // Every classified request, by its label and what the red lines decided.
+  void record_decision(std::string_view label, std::string_view decision);
+  void record_rule(std::string_view rule, std::string_view action, bool enforced);
   void stream_started();
   void stream_ended();
 

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "common/json_text.h"
+#include "policy/red_line_policy.h"
 #include "net/io_pool.h"
 #include "net/upstream_client.h"
 
@@ -88,11 +89,13 @@ void append_chain(const AliasRoute* alias,
 
 RoutingTable::~RoutingTable() = default;
 
-std::shared_ptr<const RoutingTable> RoutingTable::build(config::Config config, net::IoPool& io,
+std::shared_ptr<const RoutingTable> RoutingTable::build(
+    config::Config config, std::shared_ptr<const policy::RedLinePolicy> policy, net::IoPool& io,
                                                         routing::BackendRegistry& registry,
                                                         const RoutingTable* previous) {
   std::shared_ptr<RoutingTable> table(new RoutingTable());
   table->config_ = std::move(config);
+  table->policy_ = std::move(policy);
   const auto& cfg = table->config_;
   registry.set_policy(policy_of(cfg.routing));
 
@@ -140,8 +143,10 @@ std::shared_ptr<const RoutingTable> RoutingTable::build(config::Config config, n
     }
     table->aliases_.emplace(alias.name, std::move(route));
   }
-  for (auto& [name, alias] : table->aliases_)
+  for (auto& [name, alias] : table->aliases_) {
     append_chain(alias.get(), table->aliases_, alias->chain);
+    alias->reachable_backends = cfg.backends_for(name);
+  }
 
   table->models_json_ = build_models_json(cfg);
   table->retry_budget_ = std::make_unique<routing::RetryBudget>(

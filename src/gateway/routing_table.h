@@ -20,6 +20,10 @@ class IoPool;
 class UpstreamPool;
 }  // namespace redline::net
 
+namespace redline::policy {
+class RedLinePolicy;
+}
+
 namespace redline::gateway {
 
 // One UpstreamPool per I/O thread, indexed by IoPool::current_index().
@@ -41,17 +45,22 @@ struct AliasRoute {
   // This alias followed by its fallbacks, depth first and without repeats: the order in which a
   // request tries them.
   std::vector<const AliasRoute*> chain;
+  // The names of every backend in the chain, each once: what the red lines are evaluated on.
+  std::vector<std::string> reachable_backends;
 };
 
 class RoutingTable {
  public:
   // `previous` lends its connection pools to backends whose endpoint did not change.
-  static std::shared_ptr<const RoutingTable> build(config::Config config, net::IoPool& io,
+  static std::shared_ptr<const RoutingTable> build(config::Config config,
+                                                   std::shared_ptr<const policy::RedLinePolicy> policy,
+                                                   net::IoPool& io,
                                                    routing::BackendRegistry& registry,
                                                    const RoutingTable* previous);
   ~RoutingTable();
 
   const config::Config& config() const { return config_; }
+  const policy::RedLinePolicy& policy() const { return *policy_; }
   const AliasRoute* find_alias(std::string_view name) const;
   std::span<const std::unique_ptr<BackendRoute>> backends() const { return backends_; }
   const std::string& models_json() const { return models_json_; }
@@ -61,6 +70,7 @@ class RoutingTable {
   RoutingTable() = default;
 
   config::Config config_;
+  std::shared_ptr<const policy::RedLinePolicy> policy_;
   std::vector<std::unique_ptr<BackendRoute>> backends_;
   std::unordered_map<std::string_view, std::unique_ptr<AliasRoute>> aliases_;
   std::string models_json_;

@@ -29,6 +29,23 @@ constexpr std::uint32_t kVocabularySize = sizeof kVocabulary / sizeof kVocabular
 
 // Fragment size of tool arguments and structured output in a stream.
 constexpr std::size_t kFragmentBytes = 8;
+constexpr std::string_view kEchoPrefix = "echo: ";
+constexpr std::string_view kReverseEchoPrefix = "echo-reverse: ";
+
+// Characters in reverse order (UTF-8 sequences kept whole): lets a test make a model "say"
+// something its prompt did not contain.
+std::string reversed_characters(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t end = text.size();
+  while (end > 0) {
+    std::size_t start = end - 1;
+    while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+    out.append(text.substr(start, end - start));
+    end = start;
+  }
+  return out;
+}
 
 // The thread's parser and a padded copy of the body: reused, so parsing allocates nothing once
 // warm. Callers copy what they need out of the document before they suspend.
@@ -114,6 +131,10 @@ std::optional<ApiError> read_content(od::value& value, ChatRequest& request,
     if (value.get_string().get(text)) return invalid_json();
     content_hash = hash_bytes(text, content_hash);
     request.prompt_chars += text.size();
+    if (text.starts_with(kEchoPrefix)) request.echo = std::string(text.substr(kEchoPrefix.size()));
+    if (text.starts_with(kReverseEchoPrefix)) {
+      request.echo = reversed_characters(text.substr(kReverseEchoPrefix.size()));
+    }
     return std::nullopt;
   }
   od::array parts;
@@ -363,6 +384,20 @@ void append_words(std::string& out, Prng& prng, int count) {
   for (int i = 0; i < count; ++i) {
     if (i > 0) out += ' ';
     out += kVocabulary[prng.below(kVocabularySize)];
+  }
+}
+
+// Echoed text goes out in pieces this small (never splitting a UTF-8 character), so anything
+// longer than a few bytes arrives split across stream events.
+void echo_pieces(Choice& choice) {
+  constexpr std::size_t kEchoPieceBytes = 3;
+  std::size_t end = 0;
+  while (end < choice.text.size()) {
+    end = std::min(end + kEchoPieceBytes, choice.text.size());
+    while (end < choice.text.size() && (static_cast<unsigned char>(choice.text[end]) & 0xC0) == 0x80) {
+      ++end;
+    }
+    choice.piece_ends.push_back(static_cast<std::uint32_t>(end));
   }
 }
 
@@ -677,7 +712,18 @@ Parsed<Generation> generate_chat(const ChatRequest& request, const ModelProfile&
     }
   }
 
-  if (tool) {
+  if (request.echo) {
+    if (tool) {
+      choice.tool_name.assign(tool->name);
+      choice.tool_call_id = hex_id("call_", prng.next());
+      choice.text = boost::json::serialize(boost::json::object{{"text", *request.echo}});
+      choice.finish_reason = "tool_calls";
+    } else {
+      choice.text = *request.echo;
+      choice.finish_reason = "stop";
+    }
+    echo_pieces(choice);
+  } else if (tool) {
     choice.tool_name.assign(tool->name);
     choice.tool_call_id = hex_id("call_", prng.next());
     boost::json::value object_schema = boost::json::object{{"type", "object"}};

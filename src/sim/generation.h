@@ -41,6 +41,11 @@ struct ChatRequest {
   boost::json::array tools;   // as sent
   bool tool_choice_none = false;
   std::string tool_choice_name;  // a tool_choice naming one function
+  // The rest of the last message content that starts with "echo: ": answered verbatim (as the
+  // content, or as the tool call's {"text": ...} arguments) in 3-byte pieces, so tests can see
+  // exactly what reached the model and how a client reassembles split output. "echo-reverse: "
+  // answers the rest with its characters in reverse order.
+  std::optional<std::string> echo;
 };
 
 struct CompletionRequest {
@@ -92,6 +97,7 @@ struct Generation {
 // - tools given, tool_choice not "none" and the last message not a tool result: a call of the
 //   tool named by tool_choice, else of the first function tool, its arguments a JSON object
 //   with every required parameter; finish_reason "tool_calls".
+// - a message starting with "echo: " (see ChatRequest::echo): its text back, in small pieces.
 // Fails (400) only when tool_choice names a function that is not in tools.
 Parsed<Generation> generate_chat(const ChatRequest& request, const ModelProfile& profile,
                                  std::uint64_t seed);

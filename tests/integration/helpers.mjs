@@ -322,7 +322,23 @@ export async function startSim(scope, options) {
  * field is passed through (tier, weight, price_*, timeouts...). `models` (served by a backend)
  * default to ["*" matching] the names the aliases use.
  */
-export function gatewayConfig({ port, server = {}, routing = {}, backends, aliases }) {
+/**
+ * A gateway config. Keys are optional unless `auth` says otherwise (the data-plane tests are not
+ * about identity); each gateway gets its own store file unless `store` names one.
+ */
+export function gatewayConfig({
+  port,
+  server = {},
+  routing = {},
+  backends,
+  aliases,
+  auth = { required: false },
+  store,
+  labels,
+  detectors,
+  tenants,
+  rules,
+}) {
   const backendTables = backends.map(({ sim, port: backendPort, ...rest }) => ({
     base_url: `http://127.0.0.1:${sim ? sim.port : backendPort}/v1`,
     health_interval_ms: 200,
@@ -338,6 +354,12 @@ export function gatewayConfig({ port, server = {}, routing = {}, backends, alias
   return toToml({
     server: { listen: `127.0.0.1:${port}`, access_log: 'off', ...server },
     routing: { max_attempts: 3, ...routing },
+    auth,
+    store: store ?? { sqlite_path: path.join(tempDir(), `${fileCounter++}-redline.db`) },
+    labels,
+    detectors,
+    tenants,
+    rules,
     backends: backendTables,
     models: aliasTables,
   });

@@ -1,0 +1,212 @@
+#include "api/admin_api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <boost/json.hpp>
+
+#include "common/openai_error.h"
+#include "gateway/caller.h"
+#include "gateway/gateway.h"
+#include "policy/red_line_policy.h"
+#include "quota/api_keys.h"
+
+namespace redline::api {
+namespace {
+
+namespace json = boost::json;
+
+net::HttpResponse json_answer(int status, std::string body) {
+  return {status, {{"Content-Type", "application/json"}}, std::move(body)};
+}
+
+net::HttpResponse error_answer(int status, std::string message, std::string code) {
+  return json_answer(status, error_body(make_error(status, std::move(message), "", std::move(code))));
+}
+
+// Hashing both sides first makes the comparison constant-time in the token's length too.
+bool admin_token_matches(std::string_view presented, const std::string& expected) {
+  unsigned char a[SHA256_DIGEST_LENGTH];
+  unsigned char b[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), a);
+  SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
+  return CRYPTO_memcmp(a, b, sizeof a) == 0;
+}
+
+std::string_view bearer(const net::HttpRequest& request) {
+  std::string_view value = request.header("authorization");
+  if (value.size() > 7 && net::iequals(value.substr(0, 7), "bearer ")) return value.substr(7);
+  return {};
+}
+
+json::value optional_time(const std::optional<std::int64_t>& at) {
+  return at ? json::value(*at) : json::value(nullptr);
+}
+
+json::object key_json(const store::ApiKeyRecord& key) {
+  json::array models;
+  for (const auto& model : key.models) models.emplace_back(model);
+  return {{"id", key.id},
+          {"object", "api_key"},
+          {"tenant", key.tenant},
+          {"default_label", key.default_label},
+          {"max_label", key.max_label},
+          {"models", std::move(models)},
+          {"created_at", key.created_at},
+          {"expires_at", optional_time(key.expires_at)},
+          {"revoked_at", optional_time(key.revoked_at)},
+          {"description", key.description}};
+}
+
+std::string list_json(json::array data) {
+  return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
+}
+
+// "tenant=acme&x=y" → the value of `name`, undecoded (tenant names are plain tokens).
+std::string_view query_value(std::string_view target, std::string_view name) {
+  auto question = target.find('?');
+  if (question == std::string_view::npos) return {};
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    if (pair.size() > name.size() && pair.substr(0, name.size()) == name &&
+        pair[name.size()] == '=') {
+      return pair.substr(name.size() + 1);
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+}  // namespace
+
+net::HttpResponse AdminApi::handle(const net::HttpRequest& request, const std::string& request_id) {
+  const std::string& token = gateway_.table()->config().auth.admin_token;
+  net::HttpResponse response;
+  const std::string_view path = request.path();
+  if (token.empty()) {
+    response = error_answer(403, "The admin API is disabled: set [auth] admin_token_env.",
+                            "admin_api_disabled");
+  } else if (!admin_token_matches(bearer(request), token)) {
+    response = error_answer(401, "The admin API needs the admin credential (Authorization: Bearer).",
+                            "invalid_admin_credential");
+  } else if (path == "/admin/keys" || path.starts_with("/admin/keys/")) {
+    response = keys(request, path.substr(11));
+  } else if (path == "/admin/approvals" || path.starts_with("/admin/approvals/")) {
+    response = approvals(request, path.substr(16));
+  } else {
+    response = error_answer(404, "Unknown admin route: " + request.method + " " + std::string(path),
+                            "unknown_url");
+  }
+  response.headers.push_back({"x-request-id", request_id});
+  response.headers.push_back({"Cache-Control", "no-store"});
+  return response;
+}
+
+net::HttpResponse AdminApi::keys(const net::HttpRequest& request, std::string_view rest) {
+  quota::ApiKeyService* keys = gateway_.keys();
+  if (keys == nullptr) return error_answer(503, "No key store is configured.", "store_unavailable");
+  if (rest.empty() && request.method == "GET") {
+    std::string_view tenant = query_value(request.target, "tenant");
+    auto listed = keys->list(tenant.empty() ? std::nullopt : std::optional<std::string_view>(tenant));
+    if (!listed.ok()) return error_answer(500, listed.error(), "store_error");
+    json::array data;
+    for (const auto& key : listed.value()) data.push_back(key_json(key));
+    return json_answer(200, list_json(std::move(data)));
+  }
+  if (rest.empty() && request.method == "POST") return create_key(request);
+  if (rest.size() > 1 && request.method == "DELETE") {
+    const std::string id(rest.substr(1));
+    store::Status status = keys->revoke(id);
+    if (!status.ok) return error_answer(404, status.message, "key_not_found");
+    return json_answer(200, json::serialize(json::object{
+                                {"id", id}, {"object", "api_key"}, {"revoked", true}}));
+  }
+  return error_answer(405, "Method " + request.method + " is not allowed here.",
+                      "method_not_allowed");
+}
+
+net::HttpResponse AdminApi::create_key(const net::HttpRequest& request) {
+  boost::system::error_code ec;
+  json::value body = json::parse(request.body, ec);
+  if (ec || !body.is_object()) {
+    return error_answer(400, "The body must be a JSON object.", "invalid_json");
+  }
+  const json::object& fields = body.as_object();
+  quota::KeyRequest key_request;
+  auto read_string = [&](std::string_view name, std::string& out) {
+    const json::value* value = fields.if_contains(name);
+    if (value == nullptr || value->is_null()) return true;
+    if (!value->is_string()) return false;
+    out = std::string(value->as_string());
+    return true;
+  };
+  if (!read_string("tenant", key_request.tenant) || key_request.tenant.empty()) {
+    return error_answer(400, "`tenant` (a non-empty string) is required.", "invalid_request");
+  }
+  if (!read_string("default_label", key_request.default_label) ||
+      !read_string("max_label", key_request.max_label) ||
+      !read_string("description", key_request.description)) {
+    return error_answer(400, "default_label, max_label and description must be strings.",
+                        "invalid_request");
+  }
+  if (const json::value* models = fields.if_contains("models"); models && !models->is_null()) {
+    if (!models->is_array()) {
+      return error_answer(400, "`models` must be an array of model aliases.", "invalid_request");
+    }
+    for (const auto& model : models->as_array()) {
+      if (!model.is_string()) {
+        return error_answer(400, "`models` must be an array of model aliases.", "invalid_request");
+      }
+      key_request.models.emplace_back(model.as_string());
+    }
+  }
+  if (const json::value* expires = fields.if_contains("expires_at");
+      expires && !expires->is_null()) {
+    if (!expires->is_int64()) {
+      return error_answer(400, "`expires_at` must be a unix time in seconds.", "invalid_request");
+    }
+    key_request.expires_at = expires->as_int64();
+  }
+  const policy::LabelLattice& lattice = gateway_.table()->policy().lattice();
+  if (auto problem = gateway::check_key_labels(lattice, key_request.default_label,
+                                             key_request.max_label)) {
+    return error_answer(400, *problem, "invalid_label");
+  }
+  auto created = gateway_.keys()->create(key_request);
+  if (!created.ok()) return error_answer(500, created.error(), "store_error");
+  json::object out = key_json(created.value().record);
+  out["key"] = created.value().secret;
+  return json_answer(201, json::serialize(out));
+}
+
+net::HttpResponse AdminApi::approvals(const net::HttpRequest& request, std::string_view rest) {
+  gateway::ApprovalDesk& desk = gateway_.approvals();
+  if (rest.empty() && request.method == "GET") {
+    std::string body = R"({"object":"list","data":[)";
+    bool first = true;
+    for (const auto& pending : desk.pending()) {
+      if (!first) body += ",";
+      first = false;
+      body += gateway::to_json(pending);
+    }
+    return json_answer(200, body + "]}");
+  }
+  const bool approve = rest.ends_with("/approve");
+  const bool deny = rest.ends_with("/deny");
+  if (request.method != "POST" || rest.size() < 2 || (!approve && !deny)) {
+    return error_answer(404, "Use POST /admin/approvals/{id}/approve or /deny.", "unknown_url");
+  }
+  const std::string id(rest.substr(1, rest.rfind('/') - 1));
+  if (!desk.decide(id, approve)) {
+    return error_answer(404, "No request with id '" + id + "' is waiting for approval.",
+                        "approval_not_found");
+  }
+  return json_answer(200, json::serialize(json::object{
+                              {"id", id}, {"object", "approval"},
+                              {"decision", approve ? "approved" : "denied"}}));
+}
+
+}  // namespace redline::api

@@ -1,0 +1,36 @@
+#pragma once
+// The admin API under /admin/: API keys (create, list, revoke), tenants, and requests held for
+// approval (list, approve, deny). Every route needs the admin credential from the config
+// (Authorization: Bearer <token>), compared in constant time; the routes are off when no
+// credential is configured.
+//
+//   GET    /admin/keys[?tenant=T]          list keys (never secrets or hashes)
+//   POST   /admin/keys                     {"tenant", "default_label", "max_label", "models",
+//                                           "expires_at" (unix s), "description"} → 201 + "key"
+//   DELETE /admin/keys/{id}                revoke
+//   GET    /admin/approvals                requests waiting for a decision
+//   POST   /admin/approvals/{id}/approve | /deny
+#include "net/http_message.h"
+
+namespace redline::gateway {
+class Gateway;
+}
+
+namespace redline::api {
+
+class AdminApi {
+ public:
+  explicit AdminApi(gateway::Gateway& gateway) : gateway_(gateway) {}
+
+  // Answers any request whose path starts with /admin/.
+  net::HttpResponse handle(const net::HttpRequest& request, const std::string& request_id);
+
+ private:
+  net::HttpResponse keys(const net::HttpRequest& request, std::string_view rest);
+  net::HttpResponse create_key(const net::HttpRequest& request);
+  net::HttpResponse approvals(const net::HttpRequest& request, std::string_view rest);
+
+  gateway::Gateway& gateway_;
+};
+
+}  // namespace redline::api

@@ -1,0 +1,134 @@
+#include "gateway/caller.h"
+
+#include <algorithm>
+
+#include "quota/api_keys.h"
+
+namespace redline::gateway {
+namespace {
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+std::string_view presented_key(const net::HttpRequest& request) {
+  std::string_view authorization = trim(request.header("authorization"));
+  if (authorization.size() > 7 && net::iequals(authorization.substr(0, 7), "bearer ")) {
+    return trim(authorization.substr(7));
+  }
+  return trim(request.header("x-api-key"));
+}
+
+ApiError unauthorized(std::string message, std::string code) {
+  return make_error(401, std::move(message), "", std::move(code));
+}
+
+}  // namespace
+
+bool Caller::may_use(std::string_view alias) const {
+  return models.empty() || std::find(models.begin(), models.end(), alias) != models.end();
+}
+
+CallerResult identify_caller(const net::HttpRequest& request, quota::ApiKeyService* keys,
+                             const policy::LabelLattice& lattice, bool key_required) {
+  CallerResult result;
+  const std::string_view presented = presented_key(request);
+  if (presented.empty()) {
+    if (key_required) {
+      result.error = unauthorized(
+          "You didn't provide an API key. Provide it in the Authorization header "
+          "(Authorization: Bearer YOUR_KEY).",
+          "missing_api_key");
+      return result;
+    }
+    result.caller = Caller{std::string(kAnonymousTenant), "", {}, lattice.top(), {}};
+    return result;
+  }
+  if (keys == nullptr) {
+    result.error = unauthorized("API keys are not enabled on this gateway.", "invalid_api_key");
+    return result;
+  }
+  const quota::AuthResult auth = keys->authenticate(presented);
+  if (!auth.key) {
+    switch (auth.failure) {
+      case quota::AuthFailure::kRevoked:
+        result.error = unauthorized("This API key has been revoked.", "revoked_api_key");
+        break;
+      case quota::AuthFailure::kExpired:
+        result.error = unauthorized("This API key has expired.", "expired_api_key");
+        break;
+      default:
+        result.error = unauthorized("Incorrect API key provided.", "invalid_api_key");
+        break;
+    }
+    return result;
+  }
+  const store::ApiKeyRecord& key = *auth.key;
+  Caller caller{key.tenant, key.id, {}, lattice.top(), key.models};
+  std::string problem;
+  if (!key.default_label.empty()) {
+    auto label = lattice.parse(key.default_label, &problem);
+    if (!label) {
+      result.error = make_error(403,
+                                "The default label of API key " + key.id +
+                                    " is not in this gateway's label lattice: " + problem,
+                                "", "key_label_invalid");
+      return result;
+    }
+    caller.default_label = *label;
+  }
+  if (!key.max_label.empty()) {
+    auto label = lattice.parse(key.max_label, &problem);
+    if (!label) {
+      result.error = make_error(403,
+                                "The maximum label of API key " + key.id +
+                                    " is not in this gateway's label lattice: " + problem,
+                                "", "key_label_invalid");
+      return result;
+    }
+    caller.max_label = *label;
+  }
+  result.caller = std::move(caller);
+  return result;
+}
+
+std::optional<std::string> check_key_labels(const policy::LabelLattice& lattice,
+                                            std::string_view default_label,
+                                            std::string_view max_label) {
+  std::string problem;
+  policy::Label low;
+  policy::Label high = lattice.top();
+  if (!default_label.empty()) {
+    auto parsed = lattice.parse(default_label, &problem);
+    if (!parsed) return "invalid default label '" + std::string(default_label) + "': " + problem;
+    low = *parsed;
+  }
+  if (!max_label.empty()) {
+    auto parsed = lattice.parse(max_label, &problem);
+    if (!parsed) return "invalid maximum label '" + std::string(max_label) + "': " + problem;
+    high = *parsed;
+  }
+  if (!policy::dominates(high, low)) {
+    return "the default label " + lattice.format(low) + " is above the maximum " +
+           lattice.format(high);
+  }
+  return std::nullopt;
+}
+
+std::optional<policy::Label> declared_label(const net::HttpRequest& request,
+                                            const policy::LabelLattice& lattice,
+                                            std::optional<ApiError>& error) {
+  const std::string_view text = trim(request.header("x-redline-classification"));
+  if (text.empty()) return std::nullopt;
+  std::string problem;
+  auto label = lattice.parse(text, &problem);
+  if (!label) {
+    error = make_error(400, "Invalid X-Redline-Classification header: " + problem,
+                       "x-redline-classification", "invalid_classification");
+  }
+  return label;
+}
+
+}  // namespace redline::gateway
