@@ -144,6 +144,78 @@ void find_iban_at(std::string_view text, std::size_t digits_begin,
   }
 }
 
+bool is_hex_or_colon(char c) { return is_hex(c) || c == ':'; }
+
+void find_ipv6(std::string_view text, std::vector<NumericCandidate>& out) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const void* colon = std::memchr(text.data() + pos, ':', text.size() - pos);
+    if (colon == nullptr) return;
+    const std::size_t at = static_cast<const char*>(colon) - text.data();
+    std::size_t begin = at;
+    while (begin > 0 && is_hex_or_colon(text[begin - 1])) --begin;
+    std::size_t end = at;
+    while (end < text.size() && is_hex_or_colon(text[end])) ++end;
+    if (ipv6_valid(text, begin, end)) {
+      out.push_back(
+          {NumericKind::kIpv6, static_cast<std::uint32_t>(begin), static_cast<std::uint32_t>(end)});
+    }
+    pos = end;
+  }
+}
+
+bool nanp_leading(char c) { return c >= '2' && c <= '9'; }
+
+// Not glued to a longer number or expression: "+1-415-555-0132" is the international detector's.
+bool nanp_free_before(std::string_view text, std::size_t begin) {
+  if (begin == 0) return true;
+  const char c = text[begin - 1];
+  return !is_alnum(c) && c != '-' && c != '.' && c != '+';
+}
+
+void find_nanp(std::string_view text, const std::vector<Group>& groups,
+               std::vector<NumericCandidate>& out) {
+  auto length = [](const Group& g) { return g.end - g.begin; };
+  // "(415) 555-0132": the area code is a whole number of its own, inside brackets.
+  if (groups.size() == 1 && length(groups[0]) == 3 && nanp_leading(text[groups[0].begin]) &&
+      groups[0].begin > 0 && text[groups[0].begin - 1] == '(' && groups[0].end < text.size() &&
+      text[groups[0].end] == ')') {
+    std::size_t p = groups[0].end + 1;
+    if (p < text.size() && text[p] == ' ') ++p;
+    auto digits_at = [&](std::size_t from, std::size_t n) {
+      if (from + n > text.size()) return false;
+      for (std::size_t k = 0; k < n; ++k) {
+        if (!is_digit(text[from + k])) return false;
+      }
+      return true;
+    };
+    if (digits_at(p, 3) && nanp_leading(text[p]) && p + 3 < text.size() &&
+        (text[p + 3] == '-' || text[p + 3] == '.' || text[p + 3] == ' ') && digits_at(p + 4, 4) &&
+        boundary_after(text, p + 8) &&
+        !(p + 9 < text.size() && (text[p + 8] == '-' || text[p + 8] == '.') &&
+          is_digit(text[p + 9]))) {
+      out.push_back({NumericKind::kPhoneNanp, static_cast<std::uint32_t>(groups[0].begin - 1),
+                     static_cast<std::uint32_t>(p + 8)});
+    }
+    return;
+  }
+  // "415-555-0132": three groups 3-3-4, standing alone or between space-separated numbers.
+  for (std::size_t j = 0; j + 2 < groups.size(); ++j) {
+    const Group& area = groups[j];
+    const Group& exchange = groups[j + 1];
+    const Group& line = groups[j + 2];
+    if (length(area) != 3 || length(exchange) != 3 || length(line) != 4) continue;
+    if (!nanp_leading(text[area.begin]) || !nanp_leading(text[exchange.begin])) continue;
+    const bool free_before =
+        j == 0 ? nanp_free_before(text, area.begin) : area.separator_before == ' ';
+    const bool free_after = j + 3 == groups.size() ? boundary_after(text, line.end)
+                                                   : groups[j + 3].separator_before == ' ';
+    if (!free_before || !free_after) continue;
+    out.push_back({NumericKind::kPhoneNanp, area.begin, line.end});
+    j += 2;
+  }
+}
+
 }  // namespace
 
 bool luhn_valid(std::string_view candidate) {
@@ -165,22 +237,30 @@ bool luhn_valid(std::string_view candidate) {
 // Move the first four characters to the end, letters become 10..35, and the number must be 1
 // modulo 97.
 bool iban_valid(std::string_view candidate) {
-  std::string compact;
+  std::size_t length = 0;
   for (char c : candidate) {
-    if (c != ' ') compact.push_back(to_upper(c));
+    if (c == ' ') continue;
+    if (!is_alnum(c)) return false;
+    if (length < 2 && !is_upper(to_upper(c))) return false;
+    ++length;
   }
-  if (compact.size() < 15 || compact.size() > 34) return false;
-  if (!is_upper(compact[0]) || !is_upper(compact[1])) return false;
-  std::rotate(compact.begin(), compact.begin() + 4, compact.end());
+  if (length < 15 || length > 34) return false;
+  // Reads the characters after the first four, then the first four, without copying.
   int remainder = 0;
-  for (char c : compact) {
-    if (is_digit(c)) {
-      remainder = (remainder * 10 + (c - '0')) % 97;
-    } else if (is_upper(c)) {
-      remainder = (remainder * 100 + (c - 'A' + 10)) % 97;
-    } else {
-      return false;
-    }
+  auto add = [&remainder](char c) {
+    c = to_upper(c);
+    remainder =
+        is_digit(c) ? (remainder * 10 + (c - '0')) % 97 : (remainder * 100 + (c - 'A' + 10)) % 97;
+  };
+  std::size_t seen = 0;
+  for (char c : candidate) {
+    if (c == ' ') continue;
+    if (seen++ >= 4) add(c);
+  }
+  seen = 0;
+  for (char c : candidate) {
+    if (c == ' ') continue;
+    if (seen++ < 4) add(c);
   }
   return remainder == 1;
 }
@@ -217,6 +297,37 @@ bool ipv4_valid(std::string_view text, std::size_t begin, std::size_t end) {
   return !preceded_by_word(text, begin, "version") && !preceded_by_word(text, begin, "ver");
 }
 
+bool ipv6_valid(std::string_view text, std::size_t begin, std::size_t end) {
+  if (begin > 0 && (is_hex(text[begin - 1]) || text[begin - 1] == ':')) return false;
+  if (end < text.size() && (is_alnum(text[end]) || text[end] == ':')) return false;
+  const std::string_view candidate = text.substr(begin, end - begin);
+  if (candidate.empty()) return false;
+  const std::size_t gap = candidate.find("::");
+  if (gap != std::string_view::npos && candidate.find("::", gap + 1) != std::string_view::npos) {
+    return false;
+  }
+  // A single ':' at either end is malformed ("fe80:", ":1").
+  if (candidate.front() == ':' && !candidate.starts_with("::")) return false;
+  if (candidate.back() == ':' && !candidate.ends_with("::")) return false;
+  int groups = 0;
+  std::size_t pos = 0;
+  while (pos < candidate.size()) {
+    if (candidate[pos] == ':') {
+      ++pos;
+      continue;
+    }
+    std::size_t len = 0;
+    while (pos + len < candidate.size() && candidate[pos + len] != ':') {
+      if (!is_hex(candidate[pos + len])) return false;
+      ++len;
+    }
+    if (len > 4) return false;
+    ++groups;
+    pos += len;
+  }
+  return gap == std::string_view::npos ? groups == 8 : (groups >= 2 && groups <= 7);
+}
+
 void find_numeric(std::string_view text, unsigned kinds, std::vector<NumericCandidate>& out) {
   auto wants = [kinds](NumericKind kind) { return (kinds >> static_cast<unsigned>(kind)) & 1U; };
   thread_local std::vector<Group> groups;
@@ -243,8 +354,10 @@ void find_numeric(std::string_view text, unsigned kinds, std::vector<NumericCand
     if (wants(NumericKind::kUsSsn)) find_ssns(text, groups, out);
     if (wants(NumericKind::kIpv4)) find_ipv4(text, groups, out);
     if (wants(NumericKind::kIban)) find_iban_at(text, pos, out);
+    if (wants(NumericKind::kPhoneNanp)) find_nanp(text, groups, out);
     pos = next_digit(text, end);
   }
+  if (wants(NumericKind::kIpv6)) find_ipv6(text, out);
 }
 
 }  // namespace redline::policy::detail

@@ -17,8 +17,8 @@ namespace {
 using detail::is_alnum;
 using detail::is_digit;
 using detail::is_upper;
-using detail::to_upper;
 using detail::NumericKind;
+using detail::to_upper;
 
 // How a candidate from one vectorscan pattern is checked (and, for markings, what it raises).
 enum class Check : std::uint8_t {
@@ -26,8 +26,6 @@ enum class Check : std::uint8_t {
   kLuhn,
   kIban,
   kPhoneInternational,
-  kPhoneNanp,
-  kIpv6,
   kBanner,
   kPortionMark,
   kClassificationWord,
@@ -38,10 +36,9 @@ enum class Check : std::uint8_t {
 // patterns report only their end and the start is re-found by a short backward scan over the
 // bytes the pattern can contain. The patterns are written so that scan agrees with the regex.
 enum class Span : std::uint8_t {
-  kSom,       // vectorscan reports the start (HS_FLAG_SOM_LEFTMOST)
-  kEmail,     // back over the domain to '@', then over the local part
-  kHexColon,  // the whole [0-9A-Fa-f:] token around the end
-  kBanner,    // back to the level word before the first "//"
+  kSom,     // vectorscan reports the start (HS_FLAG_SOM_LEFTMOST)
+  kEmail,   // back over the domain to '@', then over the local part
+  kBanner,  // back to the level word before the first "//"
 };
 
 struct BuiltinPattern {
@@ -91,6 +88,8 @@ constexpr unsigned kNumericCard = numeric_bit(detail::NumericKind::kPaymentCard)
 constexpr unsigned kNumericSsn = numeric_bit(detail::NumericKind::kUsSsn);
 constexpr unsigned kNumericIban = numeric_bit(detail::NumericKind::kIban);
 constexpr unsigned kNumericIpv4 = numeric_bit(detail::NumericKind::kIpv4);
+constexpr unsigned kNumericIpv6 = numeric_bit(detail::NumericKind::kIpv6);
+constexpr unsigned kNumericPhoneNanp = numeric_bit(detail::NumericKind::kPhoneNanp);
 
 const std::vector<BuiltinDetector>& builtin_detectors() {
   static const std::vector<BuiltinDetector>* detectors = [] {
@@ -104,21 +103,16 @@ const std::vector<BuiltinDetector>& builtin_detectors() {
          {{"[a-z0-9_%+-]@(?:[a-z0-9-]+\\.)+[a-z]{2,24}\\b", kCaseless, Check::kNone,
            Span::kEmail}}},
         {"phone",
-         {{"\\+[1-9][0-9]{0,2}(?:[ .-]?\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
-          {"\\b00[1-9][0-9]{0,2}(?:[ -]\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
-          {"(?:\\([2-9][0-9]{2}\\) ?|\\b[2-9][0-9]{2}[-. ])[2-9][0-9]{2}[-. ][0-9]{4}\\b", 0,
-           Check::kPhoneNanp}}},
+         {
+             {"\\+[1-9][0-9]{0,2}(?:[ .-]?\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
+             {"\\b00[1-9][0-9]{0,2}(?:[ -]\\(?[0-9]{1,4}\\)?){2,6}", 0, Check::kPhoneInternational},
+         },
+         kNumericPhoneNanp},
         // Found by detail::find_numeric, not by vectorscan (see detector_numeric.h).
         {"us_ssn", {}, kNumericSsn},
         {"payment_card", {}, kNumericCard},
         {"iban", {}, kNumericIban},
-        {"ip_address",
-         {// IPv4 is numeric; these two are IPv6 triggers: the candidate is the whole
-          // hex-and-colon token around them.
-          // Triggers only: the candidate is the whole hex-and-colon token around them.
-          {"[0-9a-f]::?[0-9a-f]{1,4}:", kCaseless, Check::kIpv6, Span::kHexColon},
-          {"[0-9a-f]::[0-9a-f]", kCaseless, Check::kIpv6, Span::kHexColon}},
-         kNumericIpv4},
+        {"ip_address", {}, kNumericIpv4 | kNumericIpv6},
         {"aws_access_key", {{"\\b(?:AKIA|ASIA)[A-Z0-9]{16}\\b", 0, Check::kNone}}},
         {"private_key",
          {{"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY-----", 0, Check::kNone},
@@ -149,8 +143,6 @@ const BuiltinDetector* find_builtin(std::string_view name) {
   return nullptr;
 }
 
-bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-
 int count_digits(std::string_view s) {
   return static_cast<int>(std::count_if(s.begin(), s.end(), is_digit));
 }
@@ -171,46 +163,6 @@ bool international_phone_valid(std::string_view text, std::size_t begin, std::si
     if (is_alnum(before) || before == ')' || before == '.' || before == '/') return false;
   }
   return end >= text.size() || !is_alnum(text[end]);
-}
-
-// "(415) 555-0132" must close its bracket; a NANP number is exactly ten digits.
-bool nanp_phone_valid(std::string_view text, std::size_t begin, std::size_t end) {
-  if (count_digits(text.substr(begin, end - begin)) != 10) return false;
-  if (begin > 0 && (is_alnum(text[begin - 1]) || text[begin - 1] == '-' || text[begin - 1] == '.' ||
-                    text[begin - 1] == '+')) {
-    return false;
-  }
-  return end >= text.size() || (text[end] != '-' && text[end] != '.') || end + 1 >= text.size() ||
-         !is_digit(text[end + 1]);
-}
-
-// RFC 4291 text form: eight groups of 1-4 hex digits, or fewer with exactly one "::". At least
-// two groups must be written, and the address must not continue into more hex or colons (so the
-// candidate is the whole token; times like 12:30:45 and MAC addresses fail the group count).
-bool ipv6_valid(std::string_view text, std::size_t begin, std::size_t end) {
-  if (begin > 0 && (is_hex(text[begin - 1]) || text[begin - 1] == ':')) return false;
-  if (end < text.size() && (is_alnum(text[end]) || text[end] == ':')) return false;
-  const std::string_view candidate = text.substr(begin, end - begin);
-  const std::size_t gap = candidate.find("::");
-  if (gap != std::string_view::npos && candidate.find("::", gap + 1) != std::string_view::npos) {
-    return false;
-  }
-  int groups = 0;
-  std::size_t pos = 0;
-  while (pos < candidate.size()) {
-    if (candidate[pos] == ':') {
-      ++pos;
-      continue;
-    }
-    std::size_t len = 0;
-    while (pos + len < candidate.size() && candidate[pos + len] != ':') ++len;
-    if (len > 4) return false;
-    ++groups;
-    pos += len;
-  }
-  // A single ':' at either end is malformed ("fe80:" / ":1").
-  if (candidate.back() == ':' && !candidate.ends_with("::")) return false;
-  return gap == std::string_view::npos ? groups == 8 : (groups >= 2 && groups <= 7);
 }
 
 // The level and caveat names a marking can name, resolved against the lattice once at compile.
@@ -316,7 +268,6 @@ bool is_domain_char(char c) { return is_alnum(c) || c == '.' || c == '-'; }
 bool is_local_part_char(char c) {
   return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
-bool is_hex_colon_char(char c) { return is_hex(c) || c == ':'; }
 bool is_banner_char(char c) {
   return is_upper(c) || is_digit(c) || c == ' ' || c == ',' || c == '/' || c == '.' || c == '_' ||
          c == '-';
@@ -366,10 +317,6 @@ std::optional<Range> find_range(Span span, std::string_view text, std::uint32_t 
       if (begin == at - 1) return std::nullopt;
       break;
     }
-    case Span::kHexColon:
-      begin = scan_back(text, end, is_hex_colon_char);
-      while (end < text.size() && is_hex_colon_char(text[end])) ++end;
-      break;
     case Span::kBanner: {
       const auto start = banner_begin(text, scan_back(text, end, is_banner_char), end);
       if (!start) return std::nullopt;
@@ -449,7 +396,7 @@ struct DetectorSet::Compiled {
   MarkingNames markings;
   // Numeric built-ins (detector_numeric.h): which kinds run, and the detector each reports as.
   unsigned numeric_kinds = 0;
-  std::uint16_t numeric_detector[4] = {};
+  std::uint16_t numeric_detector[detail::kNumericKinds] = {};
 
   explicit Compiled(const LabelLattice& lattice) : markings(lattice) {}
   ~Compiled() {
@@ -521,7 +468,7 @@ std::shared_ptr<const DetectorSet> DetectorSet::compile(const LabelLattice& latt
     }
     if (!spec.enabled) continue;
     if (builtin != nullptr) {
-      for (unsigned kind = 0; kind < 4; ++kind) {
+      for (unsigned kind = 0; kind < detail::kNumericKinds; ++kind) {
         if ((builtin->numeric_kinds >> kind) & 1U) compiled.numeric_detector[kind] = id;
       }
       compiled.numeric_kinds |= builtin->numeric_kinds;
@@ -628,12 +575,6 @@ bool DetectorSet::scan(std::string_view text, std::vector<DetectorMatch>& out) c
         break;
       case Check::kPhoneInternational:
         valid = international_phone_valid(scanned, hit.from, hit.to);
-        break;
-      case Check::kPhoneNanp:
-        valid = nanp_phone_valid(scanned, hit.from, hit.to);
-        break;
-      case Check::kIpv6:
-        valid = ipv6_valid(scanned, hit.from, hit.to);
         break;
       case Check::kPortionMark:
         valid = portion_mark_in_place(scanned, hit.from, hit.to);

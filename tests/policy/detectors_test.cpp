@@ -8,6 +8,8 @@
 #include <thread>
 #include <utility>
 
+#include "policy/detector_numeric.h"
+
 namespace redline::policy {
 namespace {
 
@@ -243,6 +245,39 @@ TEST_F(DetectorsTest, CleanProseRaisesNothing) {
       "see section 2.1.3; the meeting is at 10:30 on 2024-01-15. Keep the secret sauce secret.");
   EXPECT_EQ(summary.label, Label{});
   for (auto hits : summary.hits) EXPECT_EQ(hits, 0U);
+}
+
+TEST_F(DetectorsTest, NumbersAmongOtherNumbers) {
+  EXPECT_EQ(found("phone", "call 415-555-0132 2 times"), Strings{"415-555-0132"});
+  EXPECT_EQ(found("phone", "fax:(212)555-0199."), Strings{"(212)555-0199"});
+  EXPECT_TRUE(found("phone", "id 1-415-555-0132-7").empty());
+  EXPECT_TRUE(found("phone", "(415) 555-0132-9").empty());
+  EXPECT_EQ(found("payment_card", "in 2024 4111 1111 1111 1111 was used"),
+            Strings{"4111 1111 1111 1111"});
+  EXPECT_EQ(found("us_ssn", "ids 12 123-45-6789 and 078-05-1120"),
+            (Strings{"123-45-6789", "078-05-1120"}));
+  EXPECT_EQ(found("ip_address", "fe80::1 and 10.0.0.1, not ::1 or a:b"),
+            (Strings{"fe80::1", "10.0.0.1"}));
+}
+
+TEST(NumericValidatorsTest, ChecksumsAndRanges) {
+  EXPECT_TRUE(detail::luhn_valid("4111 1111 1111 1111"));
+  EXPECT_FALSE(detail::luhn_valid("4111 1111 1111 1112"));
+  EXPECT_FALSE(detail::luhn_valid("0000 0000 0000"));  // 12 digits: too short
+  EXPECT_TRUE(detail::iban_valid("GB82 WEST 1234 5698 7654 32"));
+  EXPECT_TRUE(detail::iban_valid("fr1420041010050500013m02606"));
+  EXPECT_FALSE(detail::iban_valid("GB82 WEST 1234 5698 7654 33"));
+  EXPECT_FALSE(detail::iban_valid("1282 WEST 1234 5698 7654 32"));
+  EXPECT_TRUE(detail::ssn_valid("078-05-1120"));
+  EXPECT_FALSE(detail::ssn_valid("078-05-112"));
+  EXPECT_TRUE(detail::ipv6_valid("::ffff:0:1", 0, 10));
+  EXPECT_FALSE(detail::ipv6_valid(":1:2", 0, 4));
+  EXPECT_FALSE(detail::ipv6_valid("1::2::3", 0, 7));
+  EXPECT_FALSE(detail::ipv6_valid("12345::1", 0, 8));
+  EXPECT_FALSE(detail::ipv6_valid("1:2:3:4:5:6:7", 0, 13));
+  EXPECT_TRUE(detail::ipv6_valid("1:2:3:4:5:6:7:8", 0, 15));
+  EXPECT_TRUE(detail::ipv4_valid("255.255.255.0", 0, 13));
+  EXPECT_FALSE(detail::ipv4_valid("255.256.255.0", 0, 13));
 }
 
 TEST(DetectorSetCompileTest, CustomPatternsKeywordsAndValidators) {
