@@ -143,6 +143,19 @@ std::size_t decode_utf8(const unsigned char* p, std::size_t avail, std::uint32_t
   return length;
 }
 
+// The first index at or after `from` holding a byte >= 0x80 (or the size).
+std::size_t skip_ascii(std::string_view text, std::size_t from) {
+  constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
+  while (from + 8 <= text.size()) {
+    std::uint64_t word;
+    std::memcpy(&word, text.data() + from, 8);
+    if ((word & kHighBits) != 0) break;
+    from += 8;
+  }
+  while (from < text.size() && static_cast<unsigned char>(text[from]) < 0x80) ++from;
+  return from;
+}
+
 }  // namespace
 
 void NormalizedText::clear() {
@@ -174,59 +187,76 @@ bool is_ascii(std::string_view text) {
 void normalize(std::string_view original, NormalizedText& out) {
   assert(original.size() < std::numeric_limits<std::uint32_t>::max());
   out.clear();
-  if (is_ascii(original)) return;
-
   const auto* bytes = reinterpret_cast<const unsigned char*>(original.data());
   const std::size_t size = original.size();
-  // Until the first fold, the output would equal the input: start copying only then, so text with
-  // only ordinary non-ASCII letters (accents, CJK) also stays on the "unchanged" path.
-  auto start_copy = [&](std::size_t upto) {
-    out.changed = true;
-    out.text.reserve(size);
-    out.source_begin.reserve(size);
-    out.source_end.reserve(size);
-    out.text.assign(original.data(), upto);
-    for (std::uint32_t i = 0; i < upto; ++i) {
-      out.source_begin.push_back(i);
-      out.source_end.push_back(i + 1);
-    }
-  };
-  auto keep = [&](std::size_t from, std::size_t length) {
-    if (!out.changed) return;
-    for (std::size_t k = 0; k < length; ++k) {
-      out.text.push_back(original[from + k]);
-      out.source_begin.push_back(static_cast<std::uint32_t>(from + k));
-      out.source_end.push_back(static_cast<std::uint32_t>(from + k + 1));
-    }
-  };
 
-  std::size_t i = 0;
+  // Until the first fold the output would equal the input, so find it before copying anything:
+  // text whose only non-ASCII characters are ordinary letters (accents, CJK) stays "unchanged".
+  std::size_t i = skip_ascii(original, 0);
+  std::uint32_t cp = 0;
+  std::size_t length = 0;
+  int folded = kKeep;
   while (i < size) {
-    if (bytes[i] < 0x80) {
-      keep(i, 1);
-      ++i;
-      continue;
-    }
-    std::uint32_t cp = 0;
-    const std::size_t length = decode_utf8(bytes + i, size - i, cp);
-    if (length == 0) {  // invalid byte: kept as itself
-      keep(i, 1);
-      ++i;
-      continue;
-    }
-    const int folded = fold_code_point(cp);
-    if (folded == kKeep) {
-      keep(i, length);
+    length = decode_utf8(bytes + i, size - i, cp);
+    if (length != 0) {
+      folded = fold_code_point(cp);
+      if (folded != kKeep) break;
+      i += length;
     } else {
-      if (!out.changed) start_copy(i);
-      if (folded != kRemove) {
-        out.text.push_back(static_cast<char>(folded));
-        out.source_begin.push_back(static_cast<std::uint32_t>(i));
-        out.source_end.push_back(static_cast<std::uint32_t>(i + length));
-      }
+      ++i;
+    }
+    i = skip_ascii(original, i);
+  }
+  if (i >= size) return;
+
+  // Every fold shrinks or keeps a character's length, so the input size bounds the output.
+  out.changed = true;
+  out.text.resize(size);
+  out.source_begin.resize(size);
+  out.source_end.resize(size);
+  char* text = out.text.data();
+  std::uint32_t* begin = out.source_begin.data();
+  std::uint32_t* end = out.source_end.data();
+  std::size_t written = 0;
+  auto keep = [&](std::size_t from, std::size_t count) {
+    std::memcpy(text + written, original.data() + from, count);
+    for (std::size_t k = 0; k < count; ++k) {
+      begin[written + k] = static_cast<std::uint32_t>(from + k);
+      end[written + k] = static_cast<std::uint32_t>(from + k + 1);
+    }
+    written += count;
+  };
+  keep(0, i);
+  // Invariant at the top: `folded`/`length` describe the character at i, which folds.
+  for (;;) {
+    if (folded != kRemove) {
+      text[written] = static_cast<char>(folded);
+      begin[written] = static_cast<std::uint32_t>(i);
+      end[written] = static_cast<std::uint32_t>(i + length);
+      ++written;
     }
     i += length;
+    // Copy everything up to the next folding character.
+    std::size_t run = i;
+    for (;;) {
+      run = skip_ascii(original, run);
+      if (run >= size) break;
+      length = decode_utf8(bytes + run, size - run, cp);
+      if (length == 0) {
+        ++run;
+        continue;
+      }
+      folded = fold_code_point(cp);
+      if (folded != kKeep) break;
+      run += length;
+    }
+    keep(i, run - i);
+    i = run;
+    if (i >= size) break;
   }
+  out.text.resize(written);
+  out.source_begin.resize(written);
+  out.source_end.resize(written);
 }
 
 }  // namespace redline::policy
