@@ -1,15 +1,31 @@
 // The official OpenAI SDK, pointed at a real gateway in front of real simulators, must work as it
 // does against OpenAI: typed responses, streaming, tool calls, JSON mode, embeddings, model
-// listing, and its typed error classes.
+// listing, and its typed error classes, including the red lines' refusals.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import OpenAI from 'openai';
 
-import { freePort, killAll, startGateway, startSim } from '../integration/helpers.mjs';
+import { freePort, killAll, postJson, startGateway, startSim } from '../integration/helpers.mjs';
+
+const ADMIN_TOKEN = 'compat-admin-token-0123456789abcdef';
+process.env.REDLINE_COMPAT_ADMIN_TOKEN = ADMIN_TOKEN;
 
 describe('OpenAI SDK against Redline', () => {
   let client;
+  let gateway;
+
+  function clientWith(apiKey) {
+    return new OpenAI({ baseURL: gateway.baseUrl, apiKey, maxRetries: 0, timeout: 20000 });
+  }
+
+  async function createKey(fields) {
+    const { status, json, text } = await postJson(`${gateway.url}/admin/keys`, fields, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    assert.equal(status, 201, text);
+    return json.key;
+  }
 
   before(async () => {
     const edge = await startSim(null, { name: 'edge' });
@@ -17,12 +33,15 @@ describe('OpenAI SDK against Redline', () => {
       name: 'limited',
       failures: { rate_limit_429: 1.0, retry_after_s: 1 },
     });
-    const gateway = await startGateway(null, {
+    gateway = await startGateway(null, {
+      auth: { required: true, admin_token_env: 'REDLINE_COMPAT_ADMIN_TOKEN' },
+      rules: [{ name: 'no-private-keys', action: 'deny', detectors: ['private_key'] }],
       backends: [
         {
           name: 'edge',
           sim: edge,
           tier: 'edge',
+          clearance: 'CONFIDENTIAL//PII',
           models: [{ name: 'llama-3.1-8b' }, { name: 'text-embedding-3-small' }],
         },
         { name: 'limited', sim: limited, models: [{ name: 'gpt-4o-mini' }] },
@@ -35,7 +54,7 @@ describe('OpenAI SDK against Redline', () => {
         { name: 'down', targets: [{ backend: 'dead', model: 'gpt-4o-mini' }] },
       ],
     });
-    client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: 'test', maxRetries: 0, timeout: 20000 });
+    client = clientWith(await createKey({ tenant: 'compat' }));
   });
   after(killAll);
 
@@ -206,5 +225,50 @@ describe('OpenAI SDK against Redline', () => {
       assert.ok(error.headers.get('x-request-id'), 'errors carry the request id');
       return true;
     });
+  });
+
+  it('raises AuthenticationError without a valid key', async () => {
+    await assert.rejects(clientWith('rl_000000000000_not-a-key').chat.completions.create({ model: 'chat', messages }), (error) => {
+      assert.ok(error instanceof OpenAI.AuthenticationError, `${error.constructor.name}: ${error.message}`);
+      assert.equal(error.status, 401);
+      assert.equal(error.code, 'invalid_api_key');
+      return true;
+    });
+  });
+
+  it('raises PermissionDeniedError naming the red-line rule that blocked', async () => {
+    const pem = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----';
+    const request = { model: 'chat', messages: [{ role: 'user', content: `use ${pem}` }] };
+    await assert.rejects(client.chat.completions.create(request), (error) => {
+      assert.ok(error instanceof OpenAI.PermissionDeniedError, `${error.constructor.name}: ${error.message}`);
+      assert.equal(error.status, 403);
+      assert.equal(error.code, 'red_line_denied');
+      assert.match(error.message, /no-private-keys/);
+      assert.doesNotMatch(error.message, /MIIE/);
+      return true;
+    });
+  });
+
+  it('raises PermissionDeniedError for a model the key may not use', async () => {
+    const narrow = clientWith(await createKey({ tenant: 'compat', models: ['embed'] }));
+    await assert.rejects(narrow.chat.completions.create({ model: 'chat', messages }), (error) => {
+      assert.ok(error instanceof OpenAI.PermissionDeniedError, `${error.constructor.name}: ${error.message}`);
+      assert.equal(error.code, 'model_not_allowed');
+      return true;
+    });
+  });
+
+  it('raises a 503 APIError when no backend is cleared for the label', async () => {
+    await assert.rejects(
+      client.chat.completions.create({ model: 'chat', messages }, { headers: { 'X-Redline-Classification': 'SECRET' } }),
+      (error) => {
+        assert.ok(error instanceof OpenAI.InternalServerError, `${error.constructor.name}: ${error.message}`);
+        assert.equal(error.status, 503);
+        assert.equal(error.code, 'no_cleared_backend');
+        assert.match(error.message, /label SECRET/);
+        assert.equal(error.headers.get('x-redline-label'), 'SECRET');
+        return true;
+      },
+    );
   });
 });
