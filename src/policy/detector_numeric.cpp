@@ -124,23 +124,27 @@ void find_iban_at(std::string_view text, std::size_t digits_begin,
   const std::size_t begin = digits_begin - 2;
   std::size_t pos = digits_begin + 2;
   std::size_t count = 0;
-  std::size_t best_end = 0;
+  // Word ends where the IBAN could stop; validated longest first, so a real IBAN costs one check.
+  std::uint32_t ends[30];
+  std::size_t end_count = 0;
   while (pos < text.size() && count < 30) {
     if (is_alnum(text[pos])) {
       ++pos;
       ++count;
-      if (count >= 11 && boundary_after(text, pos) && iban_valid(text.substr(begin, pos - begin))) {
-        best_end = pos;
-      }
+      if (count >= 11 && boundary_after(text, pos))
+        ends[end_count++] = static_cast<std::uint32_t>(pos);
     } else if (text[pos] == ' ' && pos + 1 < text.size() && is_alnum(text[pos + 1])) {
       ++pos;
     } else {
       break;
     }
   }
-  if (best_end != 0) {
-    out.push_back({NumericKind::kIban, static_cast<std::uint32_t>(begin),
-                   static_cast<std::uint32_t>(best_end)});
+  while (end_count > 0) {
+    const std::uint32_t end = ends[--end_count];
+    if (iban_valid(text.substr(begin, end - begin))) {
+      out.push_back({NumericKind::kIban, static_cast<std::uint32_t>(begin), end});
+      return;
+    }
   }
 }
 

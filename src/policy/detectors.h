@@ -37,6 +37,19 @@ struct DetectorSpec {
   bool enabled = true;
 };
 
+// Classification markings. Three built-ins find them, each match raising the label it names
+// (TS/TOP SECRET → TOP_SECRET, S/SECRET → SECRET, C/CONFIDENTIAL → CONFIDENTIAL, NF/NOFORN →
+// NOFORN, and any other caveat word the lattice has; U/UNCLASSIFIED and names the lattice lacks
+// raise nothing, and a marking that raises nothing is not reported):
+//   classification_banner: "SECRET//NOFORN", "TOP SECRET//SCI", "CONFIDENTIAL//REL TO USA, GBR";
+//   portion_mark: "(TS//SCI)", "(S//NF)", "(C)" — a bare single-letter mark only at the start of
+//     a line and not as a copyright sign, since "(C)" and "(S)" are common list items;
+//   classification_word: TOP SECRET, SECRET, CONFIDENTIAL written in CAPITALS as whole words.
+// Lower- and mixed-case "secret"/"Confidential" are ordinary prose and never raise; identifiers
+// such as AWS_SECRET_ACCESS_KEY do not either ('_' joins words). All three also match spaced-out
+// ("S E C R E T", "S-E-C-R-E-T"), full-width, homoglyph and zero-width-split forms. Capitals in
+// shouted prose ("THIS IS CONFIDENTIAL") do raise: over-classifying is the safe error here.
+
 // Every built-in detector with its default raise in `lattice`: email, phone, ip_address →
 // INTERNAL//PII; us_ssn, iban → CONFIDENTIAL//PII; payment_card → CONFIDENTIAL//PCI; secrets
 // (aws_access_key, private_key, jwt, provider_token) → CONFIDENTIAL; markings → nothing of their
