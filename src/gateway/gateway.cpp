@@ -481,8 +481,16 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     if (sent_redacted) {
       if (!redacted_call || redacted_for != redact) {
         redacted_for = redact;
-        redacted_body = red_lines.redact_request(text_kind, request.body, redact, vault);
+        auto redacted = red_lines.redact_request(text_kind, request.body, redact, vault);
+        redacted_body = redacted ? std::move(*redacted) : std::string();
         redacted_call = parse_request(kind, redacted_body, 0).request;
+      }
+      if (!redacted_call) {
+        // Cannot happen for a body that parsed above; if it ever does, nothing is sent.
+        ApiError failed = make_error(500, "The request could not be redacted.", "",
+                                     "redaction_failed");
+        co_await respond_error(writer, context, std::move(failed));
+        co_return;
       }
       body = redacted_body;
       body_call = &*redacted_call;

@@ -78,6 +78,9 @@ void add_detector_ids(std::vector<std::uint16_t>& into, const std::vector<std::u
   }
 }
 
+// Each round of redaction can expose at most a few new matches; real text settles in one or two.
+constexpr int kMaxRedactionRounds = 4;
+
 class Compiler {
  public:
   Compiler(const config::Config& config, std::vector<config::ConfigError>& errors)
@@ -481,27 +484,34 @@ Verdict RedLinePolicy::evaluate(const RequestFacts& facts,
   return verdict;
 }
 
-std::string RedLinePolicy::redact_request(RequestKind kind, std::string_view body,
+std::optional<std::string> RedLinePolicy::redact_request(RequestKind kind, std::string_view body,
                                           const std::vector<std::uint16_t>& detectors,
                                           RedactionVault& vault) const {
   std::string rewritten;
   std::vector<DetectorMatch> matches;
   std::vector<Span> spans;
-  visit_request_texts(
+  const bool walked = visit_request_texts(
       kind, body,
       [&](std::string& text) {
-        matches.clear();
-        detectors_->scan(text, matches);
-        spans.clear();
-        for (const DetectorMatch& match : matches) {
-          if (!std::binary_search(detectors.begin(), detectors.end(), match.detector)) continue;
-          spans.push_back({match.begin, match.end, detectors_->spec(match.detector).name});
+        // A placeholder can complete a match its neighbours did not make before (a phone number
+        // no longer glued to the address in front of it), so redact until nothing is left.
+        bool changed = false;
+        for (int round = 0; round < kMaxRedactionRounds; ++round) {
+          matches.clear();
+          detectors_->scan(text, matches);
+          spans.clear();
+          for (const DetectorMatch& match : matches) {
+            if (!std::binary_search(detectors.begin(), detectors.end(), match.detector)) continue;
+            spans.push_back({match.begin, match.end, detectors_->spec(match.detector).name});
+          }
+          if (spans.empty()) break;
+          text = redact_text(text, std::move(spans), vault);
+          changed = true;
         }
-        if (spans.empty()) return false;
-        text = redact_text(text, std::move(spans), vault);
-        return true;
+        return changed;
       },
       &rewritten);
+  if (!walked) return std::nullopt;
   return rewritten.empty() ? std::string(body) : rewritten;
 }
 

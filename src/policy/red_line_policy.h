@@ -136,8 +136,9 @@ class RedLinePolicy {
   Verdict evaluate(const RequestFacts& facts, const std::vector<std::string>& candidates) const;
 
   // The body to send to a backend whose eligibility asks for redaction: each match of the
-  // listed detectors replaced by its vault placeholder.
-  std::string redact_request(RequestKind kind, std::string_view body,
+  // listed detectors replaced by its vault placeholder. nullopt when the body cannot be
+  // rewritten (not a JSON object): such a body must not be sent at all.
+  std::optional<std::string> redact_request(RequestKind kind, std::string_view body,
                              const std::vector<std::uint16_t>& detectors,
                              RedactionVault& vault) const;
 

@@ -144,9 +144,11 @@ TEST_F(RedLinePolicyTest, PerBackendRedactionOnlyForCloud) {
   EXPECT_TRUE(verdict.backends[0].redact.empty());
   ASSERT_EQ(verdict.backends[1].redact.size(), 1u);
   RedactionVault vault;
-  std::string body = policy_->redact_request(RequestKind::kChatCompletions,
-                                             chat("write to bob@example.com"),
-                                             verdict.backends[1].redact, vault);
+  std::string body = policy_
+                         ->redact_request(RequestKind::kChatCompletions,
+                                          chat("write to bob@example.com"),
+                                          verdict.backends[1].redact, vault)
+                         .value();
   EXPECT_EQ(body.find("bob@example.com"), std::string::npos);
   EXPECT_NE(body.find("[REDACTED_EMAIL_1]"), std::string::npos);
 }
