@@ -39,6 +39,7 @@ enum class Span : std::uint8_t {
   kSom,     // vectorscan reports the start (HS_FLAG_SOM_LEFTMOST)
   kEmail,   // back over the domain to '@', then over the local part
   kBanner,  // back to the level word before the first "//"
+  kPem,     // back to the nearest "-----BEGIN" before the END line, so two keys stay two
 };
 
 struct BuiltinPattern {
@@ -117,7 +118,7 @@ const std::vector<BuiltinDetector>& builtin_detectors() {
         {"private_key",
          {{"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY-----", 0, Check::kNone},
           {"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY-----.*-----END[A-Z0-9 ]{0,40}PRIVATE KEY-----",
-           HS_FLAG_DOTALL, Check::kNone}}},
+           HS_FLAG_DOTALL, Check::kNone, Span::kPem}}},
         {"jwt",
          {{"\\beyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]*", 0, Check::kNone}}},
         {"provider_token",
@@ -315,6 +316,15 @@ std::optional<Range> find_range(Span span, std::string_view text, std::uint32_t 
       begin = scan_back(text, at - 1, is_local_part_char);
       while (begin < at - 1 && !is_alnum(text[begin])) ++begin;  // \b before the local part
       if (begin == at - 1) return std::nullopt;
+      break;
+    }
+    case Span::kPem: {
+      const std::size_t end_line = text.rfind("-----END", end);
+      const std::size_t begin_line = text.rfind("-----BEGIN", end_line);
+      if (end_line == std::string_view::npos || begin_line == std::string_view::npos) {
+        return std::nullopt;
+      }
+      begin = begin_line;
       break;
     }
     case Span::kBanner: {

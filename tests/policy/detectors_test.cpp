@@ -143,6 +143,8 @@ TEST_F(DetectorsTest, Secrets) {
   const std::string pem =
       "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc=\n-----END RSA PRIVATE KEY-----";
   EXPECT_EQ(found("private_key", "here:\n" + pem + "\nthanks"), Strings{pem});
+  const std::string ec_pem = "-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----";
+  EXPECT_EQ(found("private_key", pem + "\nand\n" + ec_pem), (Strings{pem, ec_pem}));
   EXPECT_EQ(found("private_key", "-----BEGIN PRIVATE KEY-----\nMIIE (truncated"),
             Strings{"-----BEGIN PRIVATE KEY-----"});
   const std::string jwt =
