@@ -1,13 +1,14 @@
 #include "cli/keys_command.h"
 
-#include <toml++/toml.h>
-
 #include <boost/json.hpp>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 
+#include "cli/serve.h"
+#include "gateway/caller.h"
+#include "policy/red_line_policy.h"
 #include "quota/api_keys.h"
 #include "quota/key_expiry.h"
 #include "store/key_store.h"
@@ -28,23 +29,15 @@ struct StoreLocation {
   throw CLI::RuntimeError(1);
 }
 
+// The gateway configuration a keys command works on: its store and its label lattice.
+LoadedGateway load_config_or_fail(const std::string& config_path) {
+  LoadedGateway loaded = load_gateway(config_path);
+  if (!loaded.config) fail(config::format_errors(loaded.errors));
+  return loaded;
+}
+
 std::string sqlite_path_from_config(const std::string& config_path) {
-  toml::table config;
-  try {
-    config = toml::parse_file(config_path);
-  } catch (const toml::parse_error& error) {
-    fail(config_path + ": " + std::string(error.description()));
-  }
-  std::string sqlite_path = "redline.db";
-  if (const auto* node = config.at_path("store.sqlite_path").node()) {
-    const auto value = node->value<std::string>();
-    if (!value || value->empty())
-      fail(config_path + ": store.sqlite_path must be a non-empty string");
-    sqlite_path = *value;
-  }
-  const std::filesystem::path path(sqlite_path);
-  if (path.is_absolute()) return sqlite_path;
-  return (std::filesystem::path(config_path).parent_path() / path).string();
+  return load_config_or_fail(config_path).config->store.sqlite_path;
 }
 
 std::shared_ptr<store::KeyStore> open_store(const StoreLocation& location) {
@@ -149,9 +142,20 @@ struct KeysOptions {
 
 void run_create(KeysOptions& options) {
   auto& request = options.request;
-  for (const auto* label : {&request.default_label, &request.max_label}) {
-    if (label->empty()) continue;
-    if (auto error = options.validate_label(*label)) fail("label \"" + *label + "\": " + *error);
+  if (!options.create_store.config_path.empty()) {
+    // The configured lattice, not the default one: operators may name their own levels.
+    const LoadedGateway loaded = load_config_or_fail(options.create_store.config_path);
+    if (auto problem = gateway::check_key_labels(loaded.policy->lattice(), request.default_label,
+                                                 request.max_label)) {
+      fail(*problem);
+    }
+  } else {
+    for (const auto* label : {&request.default_label, &request.max_label}) {
+      if (label->empty()) continue;
+      if (auto error = options.validate_label(*label)) {
+        fail("label \"" + *label + "\": " + *error);
+      }
+    }
   }
   if (!options.models.empty()) request.models = split_models(options.models);
   auto clock = quota::system_clock();

@@ -5,6 +5,7 @@
 #include <csignal>
 
 #include "cli/keys_command.h"
+#include "cli/policy_command.h"
 #include "cli/serve.h"
 
 int main(int argc, char** argv) {
@@ -36,10 +37,23 @@ int main(int argc, char** argv) {
   redline::cli::add_keys_command(
       app, redline::cli::lattice_label_validator(redline::policy::LabelLattice::defaults()));
 
+  auto* policy = app.add_subcommand("policy", "Red-line policy commands");
+  policy->require_subcommand(1);
+  std::string policy_config;
+  std::vector<std::string> case_files;
+  bool verbose = false;
+  auto* policy_test =
+      policy->add_subcommand("test", "Run red-line test cases against a configuration");
+  policy_test->add_option("-c,--config", policy_config, "Gateway configuration (TOML)")
+      ->required();
+  policy_test->add_option("cases", case_files, "Case files")->required();
+  policy_test->add_flag("-v,--verbose", verbose, "List passing cases too");
+
   CLI11_PARSE(app, argc, argv);
 
   if (*serve) return redline::cli::run_gateway(config_path);
   if (*sim) return redline::cli::run_simulator(sim_config);
   if (*check) return redline::cli::check_config(check_path);
+  if (*policy_test) return redline::cli::run_policy_test(policy_config, case_files, verbose);
   return 1;
 }

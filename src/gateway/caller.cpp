@@ -59,6 +59,10 @@ CallerResult identify_caller(const net::HttpRequest& request, quota::ApiKeyServi
       case quota::AuthFailure::kExpired:
         result.error = unauthorized("This API key has expired.", "expired_api_key");
         break;
+      case quota::AuthFailure::kUnavailable:
+        result.error = make_error(503, "API keys cannot be checked right now; try again.", "",
+                                  "key_store_unavailable");
+        break;
       default:
         result.error = unauthorized("Incorrect API key provided.", "invalid_api_key");
         break;
