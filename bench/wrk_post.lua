@@ -6,6 +6,9 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_AUTHORIZATION, when set, is sent as the Authorization header (an API key).
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization and authorization ~= "" then wrk.headers["Authorization"] = authorization end
 
 function done(summary, latency, requests)
   local errors = summary.errors

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# What the red lines cost: the same gateway, the same upstream and the same request, measured in
+# one run with keys, detectors and rules off (bench/configs/gateway-fast.toml) and on
+# (bench/configs/gateway-redlines.toml), at 64 connections, JSON and SSE. Prints the on/off
+# throughput ratios and appends raw figures to bench/out/red_lines-<timestamp>/.
+#
+# Usage: bash bench/red_lines.sh        (DURATION=10 WARMUP=2 REDLINE=build-bench/redline)
+set -euo pipefail
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(dirname "$bench_dir")
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+REDLINE=${REDLINE:-$repo_dir/build-bench/redline}
+CPU_LOAD=0 CPU_UPSTREAM=0 CPU_PROXY=$(($(nproc) >= 2 ? 1 : 0))
+PORT_SIM=19401 PORT_OFF=19403 PORT_ON=19408
+
+out_dir=$bench_dir/out/red_lines-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out_dir"
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+[[ -x $REDLINE ]] || {
+  cmake -S "$repo_dir" -B "$repo_dir/build-bench" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  ninja -C "$repo_dir/build-bench" redline >/dev/null
+}
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+start() { # NAME CPU COMMAND...
+  local name=$1 cpu=$2
+  shift 2
+  taskset -c "$cpu" "$@" >"$out_dir/$name.log" 2>&1 &
+  pids+=($!)
+}
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
+  log "port $1 did not open"; exit 1
+}
+
+# Each gateway gets its own copy of its config, so its store lands in out_dir.
+cp "$bench_dir/configs/gateway-fast.toml" "$bench_dir/configs/gateway-redlines.toml" "$out_dir/"
+start sim "$CPU_UPSTREAM" "$REDLINE" sim --config "$bench_dir/configs/sim-fast.toml"
+start off "$CPU_PROXY" "$REDLINE" serve --config "$out_dir/gateway-fast.toml"
+start on "$CPU_PROXY" "$REDLINE" serve --config "$out_dir/gateway-redlines.toml"
+wait_port $PORT_SIM; wait_port $PORT_OFF; wait_port $PORT_ON
+key=$("$REDLINE" keys create --config "$out_dir/gateway-redlines.toml" --tenant bench | head -1)
+
+# rps TARGET PORT BODY AUTH: requests per second at 64 connections.
+rps() {
+  local name=$1 port=$2 body=$3 auth=$4 url=http://127.0.0.1:$2/v1/chat/completions
+  BENCH_BODY=$body BENCH_AUTHORIZATION=$auth taskset -c $CPU_LOAD wrk -t1 -c64 -d"${WARMUP}s" \
+    -s "$bench_dir/wrk_post.lua" "$url" >/dev/null
+  BENCH_BODY=$body BENCH_AUTHORIZATION=$auth taskset -c $CPU_LOAD wrk -t1 -c64 -d"${DURATION}s" \
+    --latency -s "$bench_dir/wrk_post.lua" "$url" >"$out_dir/$name.txt"
+  local json
+  json=$(sed -n 's/^WRKJSON //p' "$out_dir/$name.txt")
+  node -e 'const r = JSON.parse(process.argv[1]);
+    if (r.errors_status + r.errors_connect + r.errors_read > 0) { console.error("errors", r); process.exit(1); }
+    console.log((r.requests / (r.duration_us / 1e6)).toFixed(0))' "$json"
+}
+
+printf '| payload | red lines off (req/s) | on (req/s) | on / off |\n| --- | --- | --- | --- |\n' \
+  | tee "$out_dir/summary.md"
+for payload in chat chat_stream; do
+  body=$bench_dir/payloads/$payload.json
+  log "$payload: off"
+  off=$(rps "$payload-off" $PORT_OFF "$body" "")
+  log "$payload: on"
+  on=$(rps "$payload-on" $PORT_ON "$body" "Bearer $key")
+  ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", a / b }')
+  printf '| %s | %s | %s | %s× |\n' "$payload" "$off" "$on" "$ratio" | tee -a "$out_dir/summary.md"
+done
