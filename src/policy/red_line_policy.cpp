@@ -301,8 +301,11 @@ Findings RedLinePolicy::scan_request(RequestKind kind, std::string_view body) co
   Findings findings;
   findings.counts.assign(detectors_->size(), 0);
   std::vector<DetectorMatch> matches;
-  for_each_request_text(kind, body,
-                        [&](std::string_view text) { add_findings(text, matches, findings); });
+  // All texts end to end, scanned once: a value split across content parts or messages is
+  // classified as if it were whole. A join can only add matches, never hide one.
+  std::string joined;
+  for_each_request_text(kind, body, [&](std::string_view text) { joined.append(text); });
+  add_findings(joined, matches, findings);
   return findings;
 }
 
