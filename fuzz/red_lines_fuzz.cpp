@@ -1,7 +1,7 @@
 // Fuzzes the red-line pipeline as the gateway runs it on an untrusted body: detectors over every
 // request text, the rule evaluator, and redaction. Invariants: the verdict covers every
-// candidate, redaction never grows a clean body's texts into matches, and a redacted body holds
-// none of the values it masked.
+// candidate, the label covers what the detectors found, and no text of a redacted body still
+// holds a value of a masked detector.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "policy/red_line_policy.h"
 #include "policy/redaction.h"
+#include "policy/request_text.h"
 
 namespace {
 
@@ -106,9 +107,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto redacted =
         policy.redact_request(RequestKind::kChatCompletions, body, eligibility.redact, vault);
     if (!redacted) continue;  // not a JSON object: the gateway sends nothing
-    // Whatever was masked is gone from what would be sent.
-    const Findings after = policy.scan_request(RequestKind::kChatCompletions, *redacted);
-    for (std::uint16_t id : eligibility.redact) check(!after.fired(id));
+    // Whatever was masked is gone from every text that would be sent. (Redaction works within
+    // one text; a value split across texts raises the label but is not masked.)
+    for_each_request_text(RequestKind::kChatCompletions, *redacted, [&](std::string_view text) {
+      const Findings after = policy.scan_text(text);
+      for (std::uint16_t id : eligibility.redact) check(!after.fired(id));
+    });
   }
   return 0;
 }
