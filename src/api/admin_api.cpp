@@ -10,6 +10,7 @@
 #include "gateway/gateway.h"
 #include "policy/red_line_policy.h"
 #include "quota/api_keys.h"
+#include "quota/key_json.h"
 
 namespace redline::api {
 namespace {
@@ -21,7 +22,8 @@ net::HttpResponse json_answer(int status, std::string body) {
 }
 
 net::HttpResponse error_answer(int status, std::string message, std::string code) {
-  return json_answer(status, error_body(make_error(status, std::move(message), "", std::move(code))));
+  return json_answer(status,
+                     error_body(make_error(status, std::move(message), "", std::move(code))));
 }
 
 // Hashing both sides first makes the comparison constant-time in the token's length too.
@@ -31,31 +33,6 @@ bool admin_token_matches(std::string_view presented, const std::string& expected
   SHA256(reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), a);
   SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
   return CRYPTO_memcmp(a, b, sizeof a) == 0;
-}
-
-std::string_view bearer(const net::HttpRequest& request) {
-  std::string_view value = request.header("authorization");
-  if (value.size() > 7 && net::iequals(value.substr(0, 7), "bearer ")) return value.substr(7);
-  return {};
-}
-
-json::value optional_time(const std::optional<std::int64_t>& at) {
-  return at ? json::value(*at) : json::value(nullptr);
-}
-
-json::object key_json(const store::ApiKeyRecord& key) {
-  json::array models;
-  for (const auto& model : key.models) models.emplace_back(model);
-  return {{"id", key.id},
-          {"object", "api_key"},
-          {"tenant", key.tenant},
-          {"default_label", key.default_label},
-          {"max_label", key.max_label},
-          {"models", std::move(models)},
-          {"created_at", key.created_at},
-          {"expires_at", optional_time(key.expires_at)},
-          {"revoked_at", optional_time(key.revoked_at)},
-          {"description", key.description}};
 }
 
 std::string list_json(json::array data) {
@@ -89,9 +66,11 @@ net::HttpResponse AdminApi::handle(const net::HttpRequest& request, const std::s
   if (token.empty()) {
     response = error_answer(403, "The admin API is disabled: set [auth] admin_token_env.",
                             "admin_api_disabled");
-  } else if (!admin_token_matches(bearer(request), token)) {
-    response = error_answer(401, "The admin API needs the admin credential (Authorization: Bearer).",
-                            "invalid_admin_credential");
+  } else if (!admin_token_matches(quota::presented_key(request.header("authorization"), ""),
+                                  token)) {
+    response =
+        error_answer(401, "The admin API needs the admin credential (Authorization: Bearer).",
+                     "invalid_admin_credential");
   } else if (path == "/admin/keys" || path.starts_with("/admin/keys/")) {
     response = keys(request, path.substr(11));
   } else if (path == "/admin/approvals" || path.starts_with("/admin/approvals/")) {
@@ -110,10 +89,11 @@ net::HttpResponse AdminApi::keys(const net::HttpRequest& request, std::string_vi
   if (keys == nullptr) return error_answer(503, "No key store is configured.", "store_unavailable");
   if (rest.empty() && request.method == "GET") {
     std::string_view tenant = query_value(request.target, "tenant");
-    auto listed = keys->list(tenant.empty() ? std::nullopt : std::optional<std::string_view>(tenant));
+    auto listed =
+        keys->list(tenant.empty() ? std::nullopt : std::optional<std::string_view>(tenant));
     if (!listed.ok()) return error_answer(500, listed.error(), "store_error");
     json::array data;
-    for (const auto& key : listed.value()) data.push_back(key_json(key));
+    for (const auto& key : listed.value()) data.push_back(quota::key_to_json(key));
     return json_answer(200, list_json(std::move(data)));
   }
   if (rest.empty() && request.method == "POST") return create_key(request);
@@ -121,8 +101,8 @@ net::HttpResponse AdminApi::keys(const net::HttpRequest& request, std::string_vi
     const std::string id(rest.substr(1));
     store::Status status = keys->revoke(id);
     if (!status.ok) return error_answer(404, status.message, "key_not_found");
-    return json_answer(200, json::serialize(json::object{
-                                {"id", id}, {"object", "api_key"}, {"revoked", true}}));
+    return json_answer(
+        200, json::serialize(json::object{{"id", id}, {"object", "api_key"}, {"revoked", true}}));
   }
   return error_answer(405, "Method " + request.method + " is not allowed here.",
                       "method_not_allowed");
@@ -171,13 +151,13 @@ net::HttpResponse AdminApi::create_key(const net::HttpRequest& request) {
     key_request.expires_at = expires->as_int64();
   }
   const policy::LabelLattice& lattice = gateway_.table()->policy().lattice();
-  if (auto problem = gateway::check_key_labels(lattice, key_request.default_label,
-                                             key_request.max_label)) {
+  if (auto problem =
+          gateway::check_key_labels(lattice, key_request.default_label, key_request.max_label)) {
     return error_answer(400, *problem, "invalid_label");
   }
   auto created = gateway_.keys()->create(key_request);
   if (!created.ok()) return error_answer(500, created.error(), "store_error");
-  json::object out = key_json(created.value().record);
+  json::object out = quota::key_to_json(created.value().record);
   out["key"] = created.value().secret;
   return json_answer(201, json::serialize(out));
 }
@@ -204,9 +184,9 @@ net::HttpResponse AdminApi::approvals(const net::HttpRequest& request, std::stri
     return error_answer(404, "No request with id '" + id + "' is waiting for approval.",
                         "approval_not_found");
   }
-  return json_answer(200, json::serialize(json::object{
-                              {"id", id}, {"object", "approval"},
-                              {"decision", approve ? "approved" : "denied"}}));
+  return json_answer(
+      200, json::serialize(json::object{
+               {"id", id}, {"object", "approval"}, {"decision", approve ? "approved" : "denied"}}));
 }
 
 }  // namespace redline::api

@@ -11,6 +11,7 @@
 #include "policy/red_line_policy.h"
 #include "quota/api_keys.h"
 #include "quota/key_expiry.h"
+#include "quota/key_json.h"
 #include "store/key_store.h"
 
 namespace redline::cli {
@@ -94,25 +95,7 @@ void print_table(const std::vector<store::ApiKeyRecord>& keys) {
 
 void print_json(const std::vector<store::ApiKeyRecord>& keys) {
   boost::json::array out;
-  for (const auto& key : keys) {
-    boost::json::array models;
-    for (const auto& model : key.models) models.emplace_back(model);
-    auto optional_time = [](std::optional<std::int64_t> seconds) -> boost::json::value {
-      if (!seconds) return nullptr;
-      return *seconds;
-    };
-    out.push_back(boost::json::object{
-        {"id", key.id},
-        {"tenant", key.tenant},
-        {"default_label", key.default_label},
-        {"max_label", key.max_label},
-        {"models", std::move(models)},
-        {"created_at", key.created_at},
-        {"expires_at", optional_time(key.expires_at)},
-        {"revoked_at", optional_time(key.revoked_at)},
-        {"description", key.description},
-    });
-  }
+  for (const auto& key : keys) out.push_back(quota::key_to_json(key));
   std::cout << boost::json::serialize(out) << '\n';
 }
 

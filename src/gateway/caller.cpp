@@ -13,14 +13,6 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
-std::string_view presented_key(const net::HttpRequest& request) {
-  std::string_view authorization = trim(request.header("authorization"));
-  if (authorization.size() > 7 && net::iequals(authorization.substr(0, 7), "bearer ")) {
-    return trim(authorization.substr(7));
-  }
-  return trim(request.header("x-api-key"));
-}
-
 ApiError unauthorized(std::string message, std::string code) {
   return make_error(401, std::move(message), "", std::move(code));
 }
@@ -34,7 +26,8 @@ bool Caller::may_use(std::string_view alias) const {
 CallerResult identify_caller(const net::HttpRequest& request, quota::ApiKeyService* keys,
                              const policy::LabelLattice& lattice, bool key_required) {
   CallerResult result;
-  const std::string_view presented = presented_key(request);
+  const std::string_view presented =
+      quota::presented_key(request.header("authorization"), request.header("x-api-key"));
   if (presented.empty()) {
     if (key_required) {
       result.error = unauthorized(
@@ -71,28 +64,25 @@ CallerResult identify_caller(const net::HttpRequest& request, quota::ApiKeyServi
   }
   const store::ApiKeyRecord& key = *auth.key;
   Caller caller{key.tenant, key.id, {}, lattice.top(), key.models};
-  std::string problem;
-  if (!key.default_label.empty()) {
-    auto label = lattice.parse(key.default_label, &problem);
+  // Labels are kept on keys as text: a lattice change that drops a name shows up here.
+  auto read_label = [&](const std::string& text, std::string_view which,
+                        policy::Label& out) -> bool {
+    if (text.empty()) return true;
+    std::string problem;
+    auto label = lattice.parse(text, &problem);
     if (!label) {
       result.error = make_error(403,
-                                "The default label of API key " + key.id +
+                                "The " + std::string(which) + " label of API key " + key.id +
                                     " is not in this gateway's label lattice: " + problem,
                                 "", "key_label_invalid");
-      return result;
+      return false;
     }
-    caller.default_label = *label;
-  }
-  if (!key.max_label.empty()) {
-    auto label = lattice.parse(key.max_label, &problem);
-    if (!label) {
-      result.error = make_error(403,
-                                "The maximum label of API key " + key.id +
-                                    " is not in this gateway's label lattice: " + problem,
-                                "", "key_label_invalid");
-      return result;
-    }
-    caller.max_label = *label;
+    out = *label;
+    return true;
+  };
+  if (!read_label(key.default_label, "default", caller.default_label) ||
+      !read_label(key.max_label, "maximum", caller.max_label)) {
+    return result;
   }
   result.caller = std::move(caller);
   return result;
