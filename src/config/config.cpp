@@ -152,6 +152,26 @@ std::string error_text(int error_number) { return std::generic_category().messag
 
 std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
 
+// Two hex digits per byte, either case; nullopt for anything else.
+std::optional<std::string> decode_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int high = digit(hex[i]);
+    const int low = digit(hex[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out.push_back(static_cast<char>(high * 16 + low));
+  }
+  return out;
+}
+
 std::string indexed(std::string_view path, std::size_t index) {
   return std::string(path) + "[" + std::to_string(index) + "]";
 }
@@ -435,6 +455,9 @@ constexpr std::array<std::string_view, 5> kStrategyNames = {"least_load", "laten
 constexpr std::array<std::string_view, 5> kRuleActionNames = {"deny", "redact", "restrict",
                                                               "require_approval", "log"};
 constexpr std::array<std::string_view, 2> kRuleModeNames = {"enforce", "shadow"};
+constexpr std::array<std::string_view, 2> kAuditDurabilityNames = {"batched", "before_response"};
+constexpr std::array<std::string_view, 3> kAuditBodiesNames = {"none", "flagged", "all"};
+constexpr std::array<std::string_view, 3> kBudgetPeriodNames = {"day", "month", "total"};
 constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 
 // Where the cross-references of the file sit, for errors found after every table is read.
@@ -460,7 +483,7 @@ class ConfigReader {
   void read(const toml::table& root, Config& config) {
     TableReader reader(root, "", sink_,
                        {"server", "routing", "backends", "models", "auth", "store", "labels",
-                        "detectors", "tenants", "rules"});
+                        "detectors", "tenants", "rules", "audit", "limits", "budgets"});
     if (const auto* auth = reader.read_table("auth")) {
       read_auth(*auth, config.auth);
     }
@@ -490,6 +513,20 @@ class ConfigReader {
     if (const toml::array* rules = reader.read_array("rules", false)) {
       for_each_table(*rules, "rules", [&](const toml::table& table, const std::string& path) {
         config.rules.push_back(read_rule(table, path));
+      });
+    }
+    if (const auto* audit = reader.read_table("audit")) {
+      read_audit(*audit, config.audit);
+    }
+    config.audit.signing_key_path = resolve_path(config.audit.signing_key_path);
+    if (const toml::array* limits = reader.read_array("limits", false)) {
+      for_each_table(*limits, "limits", [&](const toml::table& table, const std::string& path) {
+        config.limits.push_back(read_limit(table, path));
+      });
+    }
+    if (const toml::array* budgets = reader.read_array("budgets", false)) {
+      for_each_table(*budgets, "budgets", [&](const toml::table& table, const std::string& path) {
+        config.budgets.push_back(read_budget(table, path));
       });
     }
     if (const auto* server = reader.read_table("server")) {
@@ -663,6 +700,92 @@ class ConfigReader {
       }
       detectors.push_back(std::move(detector));
     }
+  }
+
+  void read_audit(const toml::table& table, AuditSettings& audit) {
+    TableReader reader(table, "audit", sink_,
+                       {"enabled", "durability", "flush_interval_ms", "checkpoint_interval_ms",
+                        "signing_key_path", "store_bodies", "body_key_env",
+                        "body_retention_days"});
+    reader.read_bool("enabled", audit.enabled);
+    if (auto durability = reader.read_enum("durability", kAuditDurabilityNames)) {
+      audit.durability = static_cast<AuditDurability>(*durability);
+    }
+    reader.read_duration("flush_interval_ms", audit.flush_interval, 1);
+    reader.read_duration("checkpoint_interval_ms", audit.checkpoint_interval, 1);
+    reader.read_string("signing_key_path", audit.signing_key_path, false, false);
+    if (auto bodies = reader.read_enum("store_bodies", kAuditBodiesNames)) {
+      audit.store_bodies = static_cast<AuditBodies>(*bodies);
+    }
+    std::int64_t days = 30;
+    if (reader.read_integer("body_retention_days", days, 1)) {
+      audit.body_retention = std::chrono::hours(24 * days);
+    }
+    reader.read_string("body_key_env", audit.body_key_env, false, false);
+    if (audit.store_bodies == AuditBodies::kNone) return;
+    if (audit.body_key_env.empty()) {
+      sink_.add(reader.position(), "audit.body_key_env",
+                "is required when store_bodies is not \"none\" (bodies are kept encrypted)");
+      return;
+    }
+    auto hex = env_(audit.body_key_env);
+    auto key = hex ? decode_hex(*hex) : std::nullopt;
+    if (!key || key->size() != 32) {
+      reader.error("body_key_env", *reader.find("body_key_env"),
+                   "environment variable " + in_quotes(audit.body_key_env) +
+                       " must hold 64 hex digits (a 256-bit key)");
+      return;
+    }
+    audit.body_key = std::move(*key);
+  }
+
+  // Exactly one of `key` and `tenant`; `each_key` only with a tenant.
+  template <typename Settings>
+  void read_scope(TableReader& reader, const std::string& path, Settings& settings) {
+    reader.read_string("tenant", settings.tenant, false, false);
+    reader.read_string("key", settings.key, false, false);
+    if (settings.tenant.empty() == settings.key.empty()) {
+      sink_.add(reader.position(), path, "needs exactly one of `tenant` or `key`");
+    }
+  }
+
+  LimitSettings read_limit(const toml::table& table, const std::string& path) {
+    TableReader reader(table, path, sink_,
+                       {"tenant", "key", "each_key", "requests_per_minute", "tokens_per_minute",
+                        "max_concurrent"});
+    LimitSettings limit;
+    read_scope(reader, path, limit);
+    reader.read_bool("each_key", limit.each_key);
+    if (limit.each_key && limit.tenant.empty()) {
+      sink_.add(reader.position(), path, "`each_key` needs a `tenant`");
+    }
+    reader.read_integer("requests_per_minute", limit.requests_per_minute, 0);
+    reader.read_integer("tokens_per_minute", limit.tokens_per_minute, 0);
+    reader.read_integer("max_concurrent", limit.max_concurrent, 0);
+    return limit;
+  }
+
+  BudgetSettings read_budget(const toml::table& table, const std::string& path) {
+    TableReader reader(table, path, sink_,
+                       {"tenant", "key", "period", "max_tokens", "max_cost_usd"});
+    BudgetSettings budget;
+    read_scope(reader, path, budget);
+    if (budget.tenant == "*") {
+      sink_.add(reader.position(), path + ".tenant", "a budget names one tenant, not \"*\"");
+    }
+    if (auto period = reader.read_enum("period", kBudgetPeriodNames)) {
+      budget.period = static_cast<BudgetPeriod>(*period);
+    }
+    std::int64_t tokens = 0;
+    if (reader.read_integer("max_tokens", tokens, 0)) budget.max_tokens = tokens;
+    double cost = 0;
+    if (reader.read_number("max_cost_usd", cost, TableReader::Range::kNonNegative)) {
+      budget.max_cost_usd = cost;
+    }
+    if (!budget.max_tokens && !budget.max_cost_usd) {
+      sink_.add(reader.position(), path, "needs max_tokens, max_cost_usd or both");
+    }
+    return budget;
   }
 
   RuleSettings read_rule(const toml::table& table, const std::string& path) {
@@ -973,7 +1096,8 @@ class ConfigReader {
 
   ModelAlias read_alias(const toml::table& table, const std::string& path) {
     TableReader reader(table, path, sink_,
-                       {"name", "strategy", "targets", "fallbacks", "max_latency_ms", "owned_by"});
+                       {"name", "strategy", "targets", "fallbacks", "max_latency_ms", "owned_by",
+                        "max_output_tokens"});
     ModelAlias alias;
     AliasLocations locations;
     locations.path = path;
@@ -1040,6 +1164,7 @@ class ConfigReader {
       }
     }
     reader.read_string("owned_by", alias.owned_by, false, false);
+    reader.read_integer("max_output_tokens", alias.max_output_tokens, 1);
     alias_locations_.push_back(std::move(locations));
     return alias;
   }

@@ -103,6 +103,32 @@
 //   approval_timeout_ms = 60000     # require_approval: how long a request is held
 //   message = "..."                 # shown to the client on deny
 //
+//   [audit]                         # the hash-chained, signed audit log (README: Accountability)
+//   enabled = true
+//   durability = "batched"          # batched | before_response (answer ends after its record
+//   flush_interval_ms = 5           #   is durable); group commit interval
+//   checkpoint_interval_ms = 1000   # how often the chain's head is signed (Ed25519)
+//   signing_key_path = "redline-audit.key"   # created at first start; relative to the config
+//   store_bodies = "none"           # none | flagged (a rule or detector fired) | all
+//   body_key_env = "REDLINE_AUDIT_BODY_KEY"  # 64 hex digits; AES-256-GCM; needed unless "none"
+//   body_retention_days = 30
+//
+//   [[limits]]                      # rate limits; exactly one of key / tenant ("*" = each)
+//   tenant = "acme"
+//   each_key = false                # true: each key of the tenant separately
+//   requests_per_minute = 600       # 0 = unlimited
+//   tokens_per_minute = 200000
+//   max_concurrent = 32
+//
+//   [[budgets]]                     # spend caps; exactly one of key / tenant
+//   tenant = "acme"
+//   period = "month"                # day | month (UTC calendar) | total
+//   max_tokens = 50000000           # at least one of max_tokens / max_cost_usd
+//   max_cost_usd = 250.0
+//
+//   Each [[models]] alias also takes max_output_tokens = 4096: what a request without
+//   max_tokens reserves for its answer.
+//
 //   Each backend also takes: clearance = "SECRET//PII" (default PUBLIC), jurisdiction = "DE"
 //   (country or region code), operator = "acme-gpu".
 //
@@ -184,6 +210,43 @@ struct AuthSettings {
 
 struct StoreSettings {
   std::string sqlite_path = "redline.db";  // resolved against the config file's directory
+};
+
+enum class AuditDurability { kBatched, kBeforeResponse };
+enum class AuditBodies { kNone, kFlagged, kAll };
+
+struct AuditSettings {
+  bool enabled = true;
+  AuditDurability durability = AuditDurability::kBatched;
+  std::chrono::milliseconds flush_interval{5};         // group commit at least this often
+  std::chrono::milliseconds checkpoint_interval{1000};  // the head is signed this often
+  std::string signing_key_path = "redline-audit.key";   // resolved against the config's directory
+  AuditBodies store_bodies = AuditBodies::kNone;
+  std::string body_key_env;  // names the variable holding 64 hex digits (AES-256-GCM key)
+  std::string body_key;      // the 32 raw bytes, resolved at load time
+  std::chrono::hours body_retention{24 * 30};
+};
+
+// [[limits]]: who a limit applies to is exactly one of `key` or `tenant` ("*" = every tenant);
+// with a tenant, `each_key` applies the limit to each of its keys separately.
+struct LimitSettings {
+  std::string tenant;
+  std::string key;
+  bool each_key = false;
+  std::int64_t requests_per_minute = 0;  // 0 = unlimited
+  std::int64_t tokens_per_minute = 0;
+  std::int64_t max_concurrent = 0;
+};
+
+enum class BudgetPeriod { kDay, kMonth, kTotal };
+
+// [[budgets]]: spend allowed to one key or one tenant per UTC day, month, or in total.
+struct BudgetSettings {
+  std::string tenant;
+  std::string key;
+  BudgetPeriod period = BudgetPeriod::kMonth;
+  std::optional<std::int64_t> max_tokens;
+  std::optional<double> max_cost_usd;
 };
 
 struct ResidencyRule {
@@ -288,6 +351,8 @@ struct ModelAlias {
   std::vector<std::string> fallbacks;        // other aliases tried in order; never cyclic
   std::chrono::milliseconds max_latency{0};  // latency bound of the cost strategy (> 0 for cost)
   std::string owned_by = "redline";          // shown in /v1/models
+  // Output tokens reserved against budgets and limits when a request sets no max_tokens.
+  std::int64_t max_output_tokens = 4096;
 };
 
 // A Config returned by a load is valid: every cross-reference (alias → backend → model, alias →
@@ -304,6 +369,9 @@ struct Config {
   std::vector<DetectorSettings> detectors;
   std::vector<TenantSettings> tenants;
   std::vector<RuleSettings> rules;
+  AuditSettings audit;
+  std::vector<LimitSettings> limits;
+  std::vector<BudgetSettings> budgets;
 
   const Backend* find_backend(std::string_view name) const;
   const ModelAlias* find_alias(std::string_view name) const;

@@ -799,5 +799,67 @@ TEST(Examples, ReferenceLoadsWithDefaults) {
   EXPECT_EQ(config.models.at(0).owned_by, alias_defaults.owned_by);
 }
 
+TEST(ConfigAccountability, AuditLimitsAndBudgetsLoad) {
+  const std::string text = minimal_plus(R"([audit]
+durability = "before_response"
+flush_interval_ms = 2
+checkpoint_interval_ms = 250
+store_bodies = "flagged"
+body_key_env = "BODY_KEY"
+body_retention_days = 7
+
+[[limits]]
+tenant = "acme"
+each_key = true
+requests_per_minute = 60
+tokens_per_minute = 1000
+max_concurrent = 4
+
+[[limits]]
+key = "k_1"
+max_concurrent = 1
+
+[[budgets]]
+tenant = "acme"
+period = "day"
+max_cost_usd = 2.5
+)");
+  const LoadResult ok = load(text, fake_env({{"BODY_KEY", std::string(64, 'a')}}));
+  ASSERT_TRUE(ok.config.has_value()) << describe(ok);
+  const Config& config = *ok.config;
+  EXPECT_EQ(config.audit.durability, AuditDurability::kBeforeResponse);
+  EXPECT_EQ(config.audit.flush_interval, 2ms);
+  EXPECT_EQ(config.audit.checkpoint_interval, 250ms);
+  EXPECT_EQ(config.audit.store_bodies, AuditBodies::kFlagged);
+  EXPECT_EQ(config.audit.body_key, std::string(32, '\xaa'));
+  EXPECT_EQ(config.audit.body_retention, std::chrono::hours(24 * 7));
+  ASSERT_EQ(config.limits.size(), 2u);
+  EXPECT_TRUE(config.limits[0].each_key);
+  EXPECT_EQ(config.limits[0].requests_per_minute, 60);
+  EXPECT_EQ(config.limits[1].key, "k_1");
+  ASSERT_EQ(config.budgets.size(), 1u);
+  EXPECT_EQ(config.budgets[0].period, BudgetPeriod::kDay);
+  EXPECT_EQ(config.budgets[0].max_cost_usd, 2.5);
+  EXPECT_FALSE(config.budgets[0].max_tokens.has_value());
+  EXPECT_EQ(config.find_alias("chat")->max_output_tokens, 4096);
+}
+
+TEST(ConfigAccountability, MistakesAreNamed) {
+  expect_single_error(load(minimal_plus("[[budgets]]\ntenant = \"acme\"\n")), "budgets[0]", 10,
+                      "needs max_tokens, max_cost_usd or both");
+  expect_single_error(
+      load(minimal_plus("[[limits]]\ntenant = \"acme\"\nkey = \"k\"\nmax_concurrent = 1\n")),
+      "limits[0]", 10, "exactly one of `tenant` or `key`");
+  expect_single_error(load(minimal_plus("[audit]\nstore_bodies = \"all\"\n")),
+                      "audit.body_key_env", 10, "is required");
+  expect_single_error(
+      load(minimal_plus("[audit]\nstore_bodies = \"all\"\nbody_key_env = \"K\"\n"),
+           fake_env({{"K", "abc"}})),
+      "audit.body_key_env", 12, "64 hex digits");
+  expect_single_error(load(minimal_plus("[audit]\ndurability = \"sometimes\"\n")),
+                      "audit.durability", 11, "unknown value");
+}
+
+
 }  // namespace
 }  // namespace redline::config
