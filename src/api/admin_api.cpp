@@ -4,7 +4,9 @@
 #include <openssl/sha.h>
 
 #include <boost/json.hpp>
+#include <charconv>
 
+#include "audit/audit_log.h"
 #include "common/openai_error.h"
 #include "gateway/caller.h"
 #include "gateway/gateway.h"
@@ -57,6 +59,49 @@ std::string_view query_value(std::string_view target, std::string_view name) {
   return {};
 }
 
+// An unsigned integer query value; nullopt when absent, `bad` set when present but malformed.
+std::optional<std::int64_t> integer_query(std::string_view target, std::string_view name,
+                                          bool& bad) {
+  const std::string_view text = query_value(target, name);
+  if (text.empty()) return std::nullopt;
+  std::int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+    bad = true;
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<std::string> optional_query(std::string_view target, std::string_view name) {
+  const std::string_view value = query_value(target, name);
+  if (value.empty()) return std::nullopt;
+  return std::string(value);
+}
+
+// What an admin request changed, as the audit chain names it ("keys.create", ...); "" for reads.
+std::string admin_action(const net::HttpRequest& request, std::string_view path) {
+  if (request.method == "POST" && path == "/admin/keys") return "keys.create";
+  if (request.method == "DELETE" && path.starts_with("/admin/keys/")) return "keys.revoke";
+  if (request.method == "POST" && path.starts_with("/admin/approvals/")) {
+    return path.ends_with("/approve") ? "approvals.approve" : "approvals.deny";
+  }
+  return "";
+}
+
+// The object an admin action was about: the id in its path, or the id it created.
+std::string admin_target(std::string_view path, const net::HttpResponse& response) {
+  if (path == "/admin/keys") {
+    boost::system::error_code ec;
+    json::value body = json::parse(response.body, ec);
+    if (ec || !body.is_object()) return "";
+    const json::value* id = body.as_object().if_contains("id");
+    return id && id->is_string() ? std::string(id->as_string()) : "";
+  }
+  std::string_view rest = path.substr(path.find('/', 7) + 1);
+  return std::string(rest.substr(0, rest.find('/')));
+}
+
 }  // namespace
 
 net::HttpResponse AdminApi::handle(const net::HttpRequest& request, const std::string& request_id) {
@@ -71,17 +116,85 @@ net::HttpResponse AdminApi::handle(const net::HttpRequest& request, const std::s
     response =
         error_answer(401, "The admin API needs the admin credential (Authorization: Bearer).",
                      "invalid_admin_credential");
+    gateway_.accounting().record_admin(
+        "admin.unauthorized", request.method + " " + std::string(path), "", request_id, 401);
   } else if (path == "/admin/keys" || path.starts_with("/admin/keys/")) {
     response = keys(request, path.substr(11));
   } else if (path == "/admin/approvals" || path.starts_with("/admin/approvals/")) {
     response = approvals(request, path.substr(16));
+  } else if (path == "/admin/usage" && request.method == "GET") {
+    response = usage(request);
+  } else if (path == "/admin/budgets" && request.method == "GET") {
+    response = budgets();
   } else {
     response = error_answer(404, "Unknown admin route: " + request.method + " " + std::string(path),
                             "unknown_url");
   }
+  if (response.status != 401) {
+    if (std::string action = admin_action(request, path); !action.empty()) {
+      gateway_.accounting().record_admin(action, admin_target(path, response), "", request_id,
+                                         response.status);
+    }
+  }
   response.headers.push_back({"x-request-id", request_id});
   response.headers.push_back({"Cache-Control", "no-store"});
   return response;
+}
+
+net::HttpResponse AdminApi::usage(const net::HttpRequest& request) {
+  audit::AuditLog* log = gateway_.accounting().audit();
+  if (log == nullptr) {
+    return error_answer(503, "Usage is read from the audit log, which is disabled ([audit]).",
+                        "audit_disabled");
+  }
+  audit::UsageQuery query;
+  query.tenant = optional_query(request.target, "tenant");
+  query.key_id = optional_query(request.target, "key");
+  query.model = optional_query(request.target, "model");
+  query.backend = optional_query(request.target, "backend");
+  bool bad = false;
+  if (auto since = integer_query(request.target, "since", bad)) query.since_ms = *since * 1000;
+  if (auto until = integer_query(request.target, "until", bad)) query.until_ms = *until * 1000;
+  if (bad) {
+    return error_answer(400, "`since` and `until` are unix times in seconds.", "invalid_request");
+  }
+  std::string_view groups = query_value(request.target, "group_by");
+  while (!groups.empty()) {
+    const auto comma = groups.find(',');
+    std::string_view group = groups.substr(0, comma);
+    query.group_by.emplace_back(group == "key" ? "key_id" : group);
+    groups = comma == std::string_view::npos ? std::string_view() : groups.substr(comma + 1);
+  }
+  auto rows = log->usage(query);
+  if (!rows.ok()) return error_answer(400, rows.error(), "invalid_request");
+  json::array data;
+  for (const audit::UsageRow& row : *rows) {
+    json::object entry;
+    for (const auto& [name, value] : row.group) entry[name == "key_id" ? "key" : name] = value;
+    entry["requests"] = row.requests;
+    entry["tokens_in"] = row.tokens_in;
+    entry["tokens_out"] = row.tokens_out;
+    entry["cost_usd"] = row.cost_usd;
+    data.push_back(std::move(entry));
+  }
+  return json_answer(200, list_json(std::move(data)));
+}
+
+net::HttpResponse AdminApi::budgets() {
+  json::array data;
+  for (const quota::BudgetStatus& budget : gateway_.accounting().budgets()) {
+    json::object entry{{"scope", budget.scope},
+                       {"period", quota::to_string(budget.window)},
+                       {"window_start", budget.window_start},
+                       {"spent_tokens", budget.settled.tokens},
+                       {"spent_cost_usd", budget.settled.cost_usd},
+                       {"reserved_tokens", budget.reserved.tokens},
+                       {"reserved_cost_usd", budget.reserved.cost_usd}};
+    entry["max_tokens"] = budget.max_tokens ? json::value(*budget.max_tokens) : json::value();
+    entry["max_cost_usd"] = budget.max_cost_usd ? json::value(*budget.max_cost_usd) : json::value();
+    data.push_back(std::move(entry));
+  }
+  return json_answer(200, list_json(std::move(data)));
 }
 
 net::HttpResponse AdminApi::keys(const net::HttpRequest& request, std::string_view rest) {

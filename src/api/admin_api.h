@@ -10,6 +10,10 @@
 //   DELETE /admin/keys/{id}                revoke
 //   GET    /admin/approvals                requests waiting for a decision
 //   POST   /admin/approvals/{id}/approve | /deny
+//   GET    /admin/usage[?tenant&key&model&backend&since&until&group_by=tenant,key,model,
+//                        backend,day,hour]   usage and cost from the audit chain (unix seconds)
+//   GET    /admin/budgets                  every budget: limits, spent and reserved now
+// Every change (and every refused credential) is recorded in the audit chain.
 #include "net/http_message.h"
 
 namespace redline::gateway {
@@ -29,6 +33,8 @@ class AdminApi {
   net::HttpResponse keys(const net::HttpRequest& request, std::string_view rest);
   net::HttpResponse create_key(const net::HttpRequest& request);
   net::HttpResponse approvals(const net::HttpRequest& request, std::string_view rest);
+  net::HttpResponse usage(const net::HttpRequest& request);
+  net::HttpResponse budgets();
 
   gateway::Gateway& gateway_;
 };

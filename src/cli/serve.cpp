@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "api/http_api.h"
+#include "audit/audit_log.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "net/http_server.h"
@@ -92,6 +93,31 @@ int check_config(const std::string& config_path) {
   return 0;
 }
 
+audit::AuditOptions audit_options_from(const config::Config& config) {
+  audit::AuditOptions options;
+  options.sqlite_path = config.store.sqlite_path;
+  options.signing_key_path = config.audit.signing_key_path;
+  options.durability = config.audit.durability == config::AuditDurability::kBeforeResponse
+                           ? audit::Durability::kBeforeResponse
+                           : audit::Durability::kBatched;
+  options.flush_interval = config.audit.flush_interval;
+  options.checkpoint_interval = config.audit.checkpoint_interval;
+  switch (config.audit.store_bodies) {
+    case config::AuditBodies::kNone:
+      options.bodies = audit::BodyRetention::kNone;
+      break;
+    case config::AuditBodies::kFlagged:
+      options.bodies = audit::BodyRetention::kFlagged;
+      break;
+    case config::AuditBodies::kAll:
+      options.bodies = audit::BodyRetention::kAll;
+      break;
+  }
+  options.body_key = config.audit.body_key;
+  options.body_retention = config.audit.body_retention;
+  return options;
+}
+
 int run_gateway(const std::string& config_path) {
   auto loaded = load_gateway(config_path);
   if (!loaded.config) {
@@ -111,13 +137,23 @@ int run_gateway(const std::string& config_path) {
   }
   auto keys = std::make_shared<quota::ApiKeyService>(key_store, quota::system_clock(),
                                                      config.auth.key_cache_ttl);
+  std::shared_ptr<audit::AuditLog> audit_log;
+  if (config.audit.enabled) {
+    std::string audit_error;
+    audit_log = audit::AuditLog::open(audit_options_from(config), &audit_error);
+    if (!audit_log) {
+      std::cerr << "redline: cannot open the audit log in " << config.store.sqlite_path << ": "
+                << audit_error << "\n";
+      return 2;
+    }
+  }
   const std::string store_path = config.store.sqlite_path;
   spdlog::set_level(spdlog::level::from_str(config.server.log_level));
   const auto drain_timeout = config.server.drain_timeout;
   const auto listeners = config.server.listeners;
 
   net::IoPool io(config.server.threads);
-  gateway::Gateway gateway(io, config, loaded.policy, keys);
+  gateway::Gateway gateway(io, config, loaded.policy, keys, audit_log);
   api::HttpApi api(gateway);
   net::HttpServer server(io, limits_of(config.server), api.handler());
   if (!listen_all(server, listeners)) return 1;

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/audit_log.h"
 #include "config/config.h"
 
 namespace redline::policy {
@@ -27,5 +28,8 @@ int run_gateway(const std::string& config_path);
 int run_simulator(const std::string& config_path);
 // `redline config check`: prints every error with its location; 0 when valid.
 int check_config(const std::string& config_path);
+
+// How the audit log of a configuration is opened: in the store's file, with the [audit] settings.
+audit::AuditOptions audit_options_from(const config::Config& config);
 
 }  // namespace redline::cli

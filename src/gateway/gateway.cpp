@@ -9,15 +9,18 @@
 #include <charconv>
 #include <random>
 
+#include "audit/audit_log.h"
+#include "audit/audit_record.h"
 #include "common/openai_error.h"
 #include "gateway/caller.h"
 #include "gateway/health_checker.h"
 #include "gateway/response_filter.h"
-#include "policy/red_line_policy.h"
-#include "policy/redaction.h"
 #include "net/io_pool.h"
 #include "net/sse.h"
 #include "net/upstream_client.h"
+#include "policy/red_line_policy.h"
+#include "policy/redaction.h"
+#include "quota/token_estimate.h"
 
 namespace redline::gateway {
 
@@ -120,6 +123,12 @@ void read_usage(std::string_view json, RequestContext& context) {
 
 std::string stream_error_event(const ApiError& error) { return net::sse_data(error_body(error)); }
 
+// The chunk an upstream sends last when usage was requested: no choices, only usage.
+bool is_usage_chunk(std::string_view payload) {
+  return payload.find("\"choices\":[]") != std::string_view::npos &&
+         payload.find("\"usage\":{") != std::string_view::npos;
+}
+
 policy::RequestKind request_kind(ApiKind kind) {
   switch (kind) {
     case ApiKind::kChatCompletions:
@@ -166,8 +175,7 @@ std::optional<ApiError> red_line_refusal(const policy::Verdict& verdict, const C
       context.decision = "refuse";
       return make_error(403,
                         "This request is classified " + context.label + ", above what API key " +
-                            caller.key_id + " may send (" + lattice.format(caller.max_label) +
-                            ").",
+                            caller.key_id + " may send (" + lattice.format(caller.max_label) + ").",
                         "", "label_above_key_clearance");
     case policy::Outcome::kDenyByRule: {
       const policy::CompiledRule& rule = *verdict.deciding_rule;
@@ -204,6 +212,31 @@ std::string no_cleared_backend_message(const std::vector<std::string>& names,
   return message + ".";
 }
 
+// The most a request can cost on any backend the red lines leave it: its worst case is reserved
+// before routing picks one.
+double worst_case_cost(const RoutingTable& table, const std::vector<std::string>& names,
+                       const policy::Verdict& verdict, std::int64_t input_tokens,
+                       std::int64_t output_tokens) {
+  double worst = 0;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (!verdict.backends[i].eligible()) continue;
+    const config::Backend* backend = table.config().find_backend(names[i]);
+    if (backend == nullptr) continue;
+    const double cost = (static_cast<double>(input_tokens) * backend->price_input_per_mtok +
+                         static_cast<double>(output_tokens) * backend->price_output_per_mtok) *
+                        1e-6;
+    worst = std::max(worst, cost);
+  }
+  return worst;
+}
+
+ApiError audit_unavailable() {
+  return make_error(503,
+                    "The answer could not be recorded in the audit log, so it is withheld. "
+                    "Please retry.",
+                    "", "audit_unavailable");
+}
+
 // Keeps a backend's outstanding-request count right on every path out of an attempt.
 class InFlight {
  public:
@@ -222,8 +255,9 @@ class InFlight {
 
 Gateway::Gateway(net::IoPool& io, config::Config config,
                  std::shared_ptr<const policy::RedLinePolicy> policy,
-                 std::shared_ptr<quota::ApiKeyService> keys)
+                 std::shared_ptr<quota::ApiKeyService> keys, std::shared_ptr<audit::AuditLog> audit)
     : io_(io),
+      accounting_(config, std::move(audit), metrics_, quota::system_clock()),
       access_log_(std::make_unique<AccessLog>(config.server.access_log)),
       picker_(config.routing.latency_exploration, std::random_device{}()),
       keys_(std::move(keys)) {
@@ -238,6 +272,7 @@ std::shared_ptr<const RoutingTable> Gateway::table() const {
 }
 
 void Gateway::reload(config::Config config, std::shared_ptr<const policy::RedLinePolicy> policy) {
+  accounting_.reconfigure(config);
   auto current = table();
   auto next =
       RoutingTable::build(std::move(config), std::move(policy), io_, registry_, current.get());
@@ -261,17 +296,20 @@ bool Gateway::ready() const {
   return false;
 }
 
-void Gateway::settle(const net::HttpRequest& request, const RequestContext& context) {
+void Gateway::settle(const net::HttpRequest& request, RequestContext& context) {
+  if (context.audited) accounting_.settle(context);
   auto duration = Clock::now() - context.start;
   metrics_.record_request({context.route, context.model, context.backend, context.status,
                            context.stream, duration, context.time_to_first_token, context.tokens_in,
                            context.tokens_out});
   if (access_log_->enabled()) {
-    access_log_->write({context.request_id, request.method, request.path(), context.route,
-                        context.model, context.backend, request.remote_address, context.status,
-                        context.stream, context.attempts, duration, context.time_to_first_token,
-                        context.tokens_in, context.tokens_out, context.error, context.tenant,
-                        context.key_id, context.label, context.decision, context.rules});
+    access_log_->write({context.request_id,     request.method,     request.path(),
+                        context.route,          context.model,      context.backend,
+                        request.remote_address, context.status,     context.stream,
+                        context.attempts,       duration,           context.time_to_first_token,
+                        context.tokens_in,      context.tokens_out, context.error,
+                        context.tenant,         context.key_id,     context.label,
+                        context.decision,       context.rules});
   }
 }
 
@@ -283,7 +321,26 @@ asio::awaitable<void> Gateway::respond_error(net::ResponseWriter& writer, Reques
   response.headers.push_back({"Content-Type", "application/json"});
   response.headers.push_back({"x-request-id", context.request_id});
   if (!context.label.empty()) response.headers.push_back({"x-redline-label", context.label});
+  if (accounting_.audit() != nullptr) context.response_sha256 = audit::sha256_hex(response.body);
+  co_await seal(context);
   co_await writer.send(std::move(response));
+}
+
+asio::awaitable<bool> Gateway::seal(RequestContext& context) {
+  if (!context.audited || !accounting_.durable_before_response()) co_return true;
+  // The writer thread reports through a post to this coroutine's own single-threaded
+  // executor, so the report cannot run before the wait below has begun.
+  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
+                                                    std::chrono::seconds(10));
+  auto durable = std::make_shared<bool>(false);
+  accounting_.settle(context, [timer, durable](bool ok) {
+    asio::post(timer->get_executor(), [timer, durable, ok] {
+      *durable = ok;
+      timer->cancel();
+    });
+  });
+  co_await timer->async_wait(kNoThrow);
+  co_return *durable;
 }
 
 asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
@@ -292,6 +349,8 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   const auto& routing_settings = table->config().routing;
   const policy::RedLinePolicy& red_lines = table->policy();
   const policy::LabelLattice& lattice = red_lines.lattice();
+  context.audited = true;
+  if (accounting_.audit() != nullptr) context.request_sha256 = audit::sha256_hex(request.body);
 
   CallerResult identified =
       identify_caller(request, keys_.get(), lattice, table->config().auth.required);
@@ -322,8 +381,7 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
                                 "` does not exist or you do not have access to it.",
                             "model", "model_not_found")
                : make_error(403,
-                            "API key " + caller.key_id + " may not use model `" + call.model +
-                                "`.",
+                            "API key " + caller.key_id + " may not use model `" + call.model + "`.",
                             "model", "model_not_allowed");
     co_await respond_error(writer, context, std::move(refusal));
     co_return;
@@ -349,14 +407,18 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   const policy::Verdict verdict = red_lines.evaluate(facts, candidate_names);
   context.label = lattice.format(verdict.label);
   context.rules = rules_text(verdict);
+  context.detectors = detector_counts(red_lines, facts.findings);
   for (const policy::RuleHit& hit : verdict.hits) {
     metrics_.record_rule(hit.rule->name, config::to_string(hit.rule->action), hit.applied);
   }
   if (verdict.outcome == policy::Outcome::kHold) {
     const policy::CompiledRule& rule = *verdict.deciding_rule;
-    ApprovalRequest held{context.request_id, caller.tenant,
-                         caller.key_id,      call.model,
-                         context.label,      rule.name,
+    ApprovalRequest held{context.request_id,
+                         caller.tenant,
+                         caller.key_id,
+                         call.model,
+                         context.label,
+                         rule.name,
                          detector_counts(red_lines, facts.findings)};
     const std::function<void(std::function<void()>)> on_held =
         [&writer](std::function<void()> abandon) { writer.watch_disconnect(std::move(abandon)); };
@@ -369,9 +431,9 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
       context.error = "client closed the connection while held for approval";
       co_return;
     }
-    context.decision = decision == ApprovalDecision::kApproved  ? "approved"
+    context.decision = decision == ApprovalDecision::kApproved ? "approved"
                        : decision == ApprovalDecision::kDenied ? "approval_denied"
-                                                                : "approval_timeout";
+                                                               : "approval_timeout";
   }
   std::optional<ApiError> refusal = red_line_refusal(verdict, caller, lattice, context);
   if (!refusal && !verdict.any_eligible()) {
@@ -386,6 +448,23 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   }
   if (context.decision.empty()) context.decision = verdict.redacts() ? "redact" : "allow";
   metrics_.record_decision(context.label, context.decision);
+
+  // Admission: rate limits, then the worst case reserved in every budget that applies.
+  const std::int64_t input_tokens = quota::estimate_input_tokens(request.body);
+  const std::int64_t output_tokens =
+      kind == ApiKind::kEmbeddings
+          ? 0
+          : quota::worst_case_output_tokens(call.max_tokens, alias->config->max_output_tokens);
+  AdmissionResult admission = accounting_.admit(
+      caller, input_tokens, output_tokens,
+      worst_case_cost(*table, candidate_names, verdict, input_tokens, output_tokens));
+  if (admission.refusal) {
+    co_await respond_error(writer, context, std::move(*admission.refusal),
+                           std::move(admission.headers));
+    co_return;
+  }
+  context.admission = std::move(admission.admitted);
+  const net::Headers& rate_limit_headers = admission.headers;
   auto eligibility_of = [&](const BackendRoute& backend) -> const policy::Eligibility& {
     auto it = std::find(candidate_names.begin(), candidate_names.end(), backend.config->name);
     return verdict.backends[static_cast<std::size_t>(it - candidate_names.begin())];
@@ -416,6 +495,10 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   std::optional<ApiError> last_failure;
   std::string unavailable_reasons;
   std::chrono::milliseconds pending_retry_after{0};
+
+  // Streams always ask the upstream for usage (budgets and accounting need it); the usage chunk
+  // is kept from a client that did not ask for it.
+  const bool strip_usage = call.stream && !call.include_usage;
 
   std::size_t chain_index = 0;
   std::vector<std::size_t> excluded = ineligible(*alias->chain[0]);
@@ -470,6 +553,8 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     if (!state.try_acquire(now)) continue;  // another request holds the half-open trial
     ++context.attempts;
     context.backend = state.name();
+    context.price_input_per_mtok = backend.config->price_input_per_mtok;
+    context.price_output_per_mtok = backend.config->price_output_per_mtok;
 
     InFlight in_flight(state);
     // A backend the red lines clear only for redacted text gets the redacted body; the vault
@@ -487,8 +572,8 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
       }
       if (!redacted_call) {
         // Cannot happen for a body that parsed above; if it ever does, nothing is sent.
-        ApiError failed = make_error(500, "The request could not be redacted.", "",
-                                     "redaction_failed");
+        ApiError failed =
+            make_error(500, "The request could not be redacted.", "", "redaction_failed");
         co_await respond_error(writer, context, std::move(failed));
         co_return;
       }
@@ -497,6 +582,11 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     }
     if (route.upstream_models[index] != call.model) {
       upstream_body = with_model(body, *body_call, route.upstream_models[index]);
+      body = upstream_body;
+    }
+    if (strip_usage) {
+      std::string with_usage = with_usage_requested(body);
+      upstream_body = std::move(with_usage);
       body = upstream_body;
     }
     std::string target = backend.config->base_path;
@@ -573,13 +663,16 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     response_headers.push_back({"x-request-id", context.request_id});
     response_headers.push_back({"x-redline-backend", state.name()});
     response_headers.push_back({"x-redline-label", context.label});
+    response_headers.insert(response_headers.end(), rate_limit_headers.begin(),
+                            rate_limit_headers.end());
     ResponseFilter filter(red_lines, sent_redacted ? &vault : nullptr, output_limit);
     auto output_blocked = [&] {
       context.decision = "output_blocked";
       return make_error(403,
-                        "The model's answer is classified " + lattice.format(filter.output_label()) +
-                            ", above what API key " + caller.key_id + " may receive (" +
-                            lattice.format(caller.max_label) + ").",
+                        "The model's answer is classified " +
+                            lattice.format(filter.output_label()) + ", above what API key " +
+                            caller.key_id + " may receive (" + lattice.format(caller.max_label) +
+                            ").",
                         "", "output_above_clearance");
     };
 
@@ -595,6 +688,12 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
           co_await respond_error(writer, context, std::move(blocked));
           co_return;
         }
+      }
+      if (accounting_.audit() != nullptr) context.response_sha256 = audit::sha256_hex(chunk);
+      if (!co_await seal(context)) {
+        ApiError unrecorded = audit_unavailable();
+        co_await respond_error(writer, context, std::move(unrecorded));
+        co_return;
       }
       net::HttpResponse response{status, std::move(response_headers), std::move(chunk)};
       co_await writer.send(std::move(response));
@@ -615,25 +714,41 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
         if (event.data.find("\"usage\"") != std::string_view::npos) read_usage(event.data, context);
       }
     };
-    // With a filter, events are re-framed from what it lets through; without, bytes are relayed.
+    // Events are re-framed when something must change (restoration, output checks, a usage chunk
+    // to drop) or when the end of the stream waits for its audit record; otherwise bytes are
+    // relayed as they come. Re-framed, whatever follows "[DONE]" is held in `final_events` and
+    // sent once the request is settled.
+    const bool reframe = filter.active() || strip_usage || accounting_.durable_before_response();
     std::string filtered;
-    auto observe_filtered = [&](const net::SseEvent& event) {
+    std::string final_events;
+    auto relay_event = [&](const net::SseEvent& event) {
       observe(event);
-      filter.on_event(event.data, filtered);
+      if (strip_usage && is_usage_chunk(event.data)) return;
+      std::string& out = saw_done ? final_events : filtered;
+      if (filter.active()) {
+        filter.on_event(event.data, out);
+      } else {
+        out += net::sse_data(event.data);
+      }
     };
+    // What the client receives, for the audit record.
+    std::optional<audit::BodyDigest> digest;
+    if (accounting_.audit() != nullptr) digest.emplace();
     bool client_ok = co_await writer.begin_stream(200, std::move(response_headers));
     while (client_ok) {
-      const bool framed =
-          filter.active() ? sse.feed(chunk, observe_filtered) : sse.feed(chunk, observe);
+      const bool framed = reframe ? sse.feed(chunk, relay_event) : sse.feed(chunk, observe);
       if (!framed) {
         error = net::UpstreamError::kProtocol;
         break;
       }
-      if (filter.active()) {
+      if (reframe) {
         chunk.swap(filtered);
         filtered.clear();
       }
-      if (!chunk.empty()) client_ok = co_await writer.write_chunk(chunk);
+      if (!chunk.empty()) {
+        if (digest) digest->update(chunk);
+        client_ok = co_await writer.write_chunk(chunk);
+      }
       if (filter.blocked()) break;
       if (!client_ok || exchange->done()) break;
       chunk.clear();
@@ -663,6 +778,18 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
       const auto end = Clock::now();
       state.record_latency(first_byte_at - sent_at, static_cast<int>(context.tokens_out),
                            end - sent_at);
+      if (digest) {
+        digest->update(final_events);
+        context.response_sha256 = digest->hex();
+      }
+      if (!co_await seal(context)) {
+        // Only the end is withheld; the client learns the answer was not recorded.
+        const ApiError unrecorded = audit_unavailable();
+        context.status = unrecorded.status;
+        context.error = unrecorded.message;
+        final_events = stream_error_event(unrecorded);
+      }
+      if (!final_events.empty()) co_await writer.write_chunk(final_events);
       co_await writer.end_stream();
       co_return;
     }
@@ -695,6 +822,12 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
     context.error = "upstream answered " + std::to_string(context.status);
     last_upstream_answer->headers.push_back({"x-request-id", context.request_id});
     last_upstream_answer->headers.push_back({"x-redline-label", context.label});
+    last_upstream_answer->headers.insert(last_upstream_answer->headers.end(),
+                                         rate_limit_headers.begin(), rate_limit_headers.end());
+    if (accounting_.audit() != nullptr) {
+      context.response_sha256 = audit::sha256_hex(last_upstream_answer->body);
+    }
+    co_await seal(context);
     if (!context.backend.empty()) {
       last_upstream_answer->headers.push_back({"x-redline-backend", context.backend});
     }

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "gateway/access_log.h"
+#include "gateway/accounting.h"
 #include "gateway/approvals.h"
 #include "gateway/metrics.h"
 #include "gateway/request_parse.h"
@@ -23,6 +24,9 @@ class ApiKeyService;
 }
 namespace redline::policy {
 class RedLinePolicy;
+}
+namespace redline::audit {
+class AuditLog;
 }
 
 namespace redline::gateway {
@@ -43,9 +47,20 @@ struct RequestContext {
   std::string error;
   std::string tenant;
   std::string key_id;
-  std::string label;     // the request's classification, once known
-  std::string decision;  // allow | deny | redact | hold | approved | ...
-  std::string rules;     // rules that matched, "name" or "name(shadow)", comma separated
+  std::string label;      // the request's classification, once known
+  std::string decision;   // allow | deny | redact | hold | approved | ...
+  std::string rules;      // rules that matched, "name" or "name(shadow)", comma separated
+  std::string detectors;  // what fired, "email=2,iban=1" (names and counts, never matches)
+  // Accounting: what the request holds until it settles, what the serving backend charges, what
+  // it cost, and the digests its audit record carries.
+  std::optional<Admission> admission;
+  double price_input_per_mtok = 0;
+  double price_output_per_mtok = 0;
+  double cost_usd = 0;
+  std::string request_sha256;
+  std::string response_sha256;
+  bool audited = false;  // a model call: settles into the audit chain
+  bool settled = false;
 };
 
 class Gateway {
@@ -53,7 +68,8 @@ class Gateway {
   // `keys` may be null when no store is configured (then only anonymous requests pass).
   Gateway(net::IoPool& io, config::Config config,
           std::shared_ptr<const policy::RedLinePolicy> policy,
-          std::shared_ptr<quota::ApiKeyService> keys);
+          std::shared_ptr<quota::ApiKeyService> keys,
+          std::shared_ptr<audit::AuditLog> audit = nullptr);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -74,18 +90,25 @@ class Gateway {
   Metrics& metrics() { return metrics_; }
   ApprovalDesk& approvals() { return approvals_; }
   quota::ApiKeyService* keys() { return keys_.get(); }
+  Accounting& accounting() { return accounting_; }
   routing::BackendRegistry& registry() { return registry_; }
-  // Settles a finished request: metrics and access log.
-  void settle(const net::HttpRequest& request, const RequestContext& context);
+  // Settles a finished request: usage, limits, budgets and its audit record (unless settled
+  // already), metrics and the access log.
+  void settle(const net::HttpRequest& request, RequestContext& context);
 
  private:
   struct Attempt;
   boost::asio::awaitable<void> respond_error(net::ResponseWriter& writer, RequestContext& context,
                                              ApiError error, net::Headers extra = {});
+  // The last step before the end of an answer goes out (its digest already in the context):
+  // with [audit] durability = before_response, settles the request and waits, without blocking
+  // the thread, for its record to be durable. False when it could not be made durable.
+  boost::asio::awaitable<bool> seal(RequestContext& context);
 
   net::IoPool& io_;
   routing::BackendRegistry registry_;
   Metrics metrics_;
+  Accounting accounting_;
   std::unique_ptr<AccessLog> access_log_;
   routing::Picker picker_;
   std::shared_ptr<quota::ApiKeyService> keys_;

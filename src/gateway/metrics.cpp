@@ -58,6 +58,16 @@ struct Metrics::Impl {
           .Name("redline_tokens_total")
           .Help("Tokens reported by upstreams, by direction (input, output).")
           .Register(registry);
+  prometheus::Family<prometheus::Counter>& tenant_tokens =
+      prometheus::BuildCounter()
+          .Name("redline_tenant_tokens_total")
+          .Help("Settled tokens by tenant, model alias and direction (input, output)")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& tenant_cost =
+      prometheus::BuildCounter()
+          .Name("redline_cost_usd_total")
+          .Help("Settled cost in US dollars by tenant and model alias")
+          .Register(registry);
   prometheus::Family<prometheus::Counter>& upstream_errors =
       prometheus::BuildCounter()
           .Name("redline_upstream_errors_total")
@@ -172,8 +182,8 @@ void Metrics::record_decision(std::string_view label, std::string_view decision)
   key.append(decision);
   auto it = series.find(key);
   if (it == series.end()) {
-    auto& counter = impl_->decisions.Add(
-        {{"label", std::string(label)}, {"decision", std::string(decision)}});
+    auto& counter =
+        impl_->decisions.Add({{"label", std::string(label)}, {"decision", std::string(decision)}});
     it = series.emplace(std::move(key), &counter).first;
   }
   it->second->Increment();
@@ -185,6 +195,32 @@ void Metrics::record_rule(std::string_view rule, std::string_view action, bool e
             {"action", std::string(action)},
             {"mode", enforced ? "enforce" : "shadow"}})
       .Increment();
+}
+
+void Metrics::record_usage(std::string_view tenant, std::string_view model, long tokens_in,
+                           long tokens_out, double cost_usd) {
+  struct UsageSeries {
+    prometheus::Counter* tokens_in;
+    prometheus::Counter* tokens_out;
+    prometheus::Counter* cost;
+  };
+  thread_local std::unordered_map<std::string, UsageSeries> series;
+  auto key = cache_key(this, {tenant, model});
+  auto it = series.find(key);
+  if (it == series.end()) {
+    const prometheus::Labels labels{{"tenant", std::string(tenant)}, {"model", std::string(model)}};
+    auto with_direction = [&](const char* direction) {
+      auto l = labels;
+      l.emplace("direction", direction);
+      return &impl_->tenant_tokens.Add(l);
+    };
+    UsageSeries added{with_direction("input"), with_direction("output"),
+                      &impl_->tenant_cost.Add(labels)};
+    it = series.emplace(std::move(key), added).first;
+  }
+  if (tokens_in > 0) it->second.tokens_in->Increment(static_cast<double>(tokens_in));
+  if (tokens_out > 0) it->second.tokens_out->Increment(static_cast<double>(tokens_out));
+  if (cost_usd > 0) it->second.cost->Increment(cost_usd);
 }
 
 void Metrics::stream_started() { impl_->active_streams.Increment(); }

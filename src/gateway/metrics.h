@@ -37,6 +37,9 @@ class Metrics {
   // Every classified request, by its label and what the red lines decided.
   void record_decision(std::string_view label, std::string_view decision);
   void record_rule(std::string_view rule, std::string_view action, bool enforced);
+  // Settled usage of a model call, by tenant and alias: tokens each way and US dollars.
+  void record_usage(std::string_view tenant, std::string_view model, long tokens_in,
+                    long tokens_out, double cost_usd);
   void stream_started();
   void stream_ended();
 

@@ -183,4 +183,18 @@ std::string with_model(std::string_view body, const ParsedRequest& request,
   return out;
 }
 
+std::string with_usage_requested(std::string_view body) {
+  constexpr std::string_view kMember = R"("stream_options":{"include_usage":true})";
+  const std::size_t close = body.rfind('}');
+  std::string out;
+  out.reserve(body.size() + kMember.size() + 1);
+  out.append(body.substr(0, close));
+  // An empty object takes the member without a separating comma.
+  const std::size_t last = body.find_last_not_of(" \t\r\n", close - 1);
+  if (body[last] != '{') out.push_back(',');
+  out.append(kMember);
+  out.append(body.substr(close));
+  return out;
+}
+
 }  // namespace redline::gateway

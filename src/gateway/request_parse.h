@@ -39,4 +39,10 @@ ParseResult parse_request(ApiKind kind, std::string& body, std::size_t affinity_
 std::string with_model(std::string_view body, const ParsedRequest& request,
                        std::string_view upstream_model);
 
+// The body with `"stream_options":{"include_usage":true}` added as its last member, so a stream
+// ends with the upstream's usage (for budgets and accounting) even when the client did not ask.
+// A later member wins in JSON parsers that accept duplicates, which is why it goes last. `body`
+// must be a JSON object (parse_request accepted it).
+std::string with_usage_requested(std::string_view body);
+
 }  // namespace redline::gateway

@@ -265,5 +265,22 @@ TEST(ApiKindNames, AreStable) {
   EXPECT_EQ(to_string(ApiKind::kEmbeddings), "embeddings");
 }
 
+TEST(UsageRequested, AddsStreamOptionsAsTheLastMemberAndParsesBack) {
+  const std::string body = with_usage_requested(
+      R"({"model":"m","stream":true,"messages":[{"role":"user","content":"}"}]} )");
+  EXPECT_EQ(body, R"({"model":"m","stream":true,"messages":[{"role":"user","content":"}"}],)"
+                  R"("stream_options":{"include_usage":true}} )");
+  auto parsed = parse_chat(body);
+  ASSERT_TRUE(parsed.request.has_value());
+  EXPECT_TRUE(parsed.request->include_usage);
+
+  // A client's own stream_options is overridden, because parsers keep the last duplicate.
+  auto overridden = parse_chat(with_usage_requested(
+      R"({"model":"m","stream":true,"stream_options":{"include_usage":false},"messages":[]})"));
+  ASSERT_TRUE(overridden.request.has_value());
+  EXPECT_TRUE(overridden.request->include_usage);
+  EXPECT_EQ(with_usage_requested("{ }"), R"({ "stream_options":{"include_usage":true}})");
+}
+
 }  // namespace
 }  // namespace redline::gateway
