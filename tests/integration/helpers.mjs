@@ -66,6 +66,7 @@ const floatKeys = new Set([
   'weight',
   'latency_exploration',
   'retry_budget_ratio',
+  'max_cost_usd',
 ]);
 
 function tomlValue(value, key = '') {
@@ -338,6 +339,9 @@ export function gatewayConfig({
   detectors,
   tenants,
   rules,
+  audit,
+  limits,
+  budgets,
 }) {
   const backendTables = backends.map(({ sim, port: backendPort, ...rest }) => ({
     base_url: `http://127.0.0.1:${sim ? sim.port : backendPort}/v1`,
@@ -360,6 +364,9 @@ export function gatewayConfig({
     detectors,
     tenants,
     rules,
+    audit,
+    limits,
+    budgets,
     backends: backendTables,
     models: aliasTables,
   });
