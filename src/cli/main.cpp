@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 
+#include "cli/audit_command.h"
 #include "cli/keys_command.h"
 #include "cli/policy_command.h"
 #include "cli/serve.h"
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
 
   redline::cli::add_keys_command(
       app, redline::cli::lattice_label_validator(redline::policy::LabelLattice::defaults()));
+  redline::cli::add_audit_command(app);
 
   auto* policy = app.add_subcommand("policy", "Red-line policy commands");
   policy->require_subcommand(1);
