@@ -721,7 +721,7 @@ class ConfigReader {
     if (reader.read_integer("body_retention_days", days, 1)) {
       audit.body_retention = std::chrono::hours(24 * days);
     }
-    reader.read_string("body_key_env", audit.body_key_env, false, false);
+    reader.read_string("body_key_env", audit.body_key_env);
     if (audit.store_bodies == AuditBodies::kNone) return;
     if (audit.body_key_env.empty()) {
       sink_.add(reader.position(), "audit.body_key_env",
