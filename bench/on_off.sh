@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# What the red lines cost: the same gateway, the same upstream and the same request, measured in
-# one run with keys, detectors and rules off (bench/configs/gateway-fast.toml) and on
-# (bench/configs/gateway-redlines.toml), at 64 connections, JSON and SSE. Prints the on/off
-# throughput ratios and appends raw figures to bench/out/red_lines-<timestamp>/.
+# What a feature costs: the same gateway, the same upstream and the same request, measured in one
+# run with the feature off (bench/configs/gateway-fast.toml: no keys, no red lines, no audit) and
+# with each configuration given switched on, at 64 connections, JSON and SSE. Prints the on/off
+# throughput ratios and keeps the raw figures in bench/out/<name>-<timestamp>/. A configuration
+# with [auth] required = true gets a key made for it.
 #
-# Usage: bash bench/red_lines.sh        (DURATION=10 WARMUP=2 REDLINE=build-bench/redline)
+# Usage: bash bench/on_off.sh NAME CONFIG...   (configs relative to bench/configs; each listens on
+#        its own port)                          DURATION=10 WARMUP=2 REDLINE=build-bench/redline
 set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,9 +15,12 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 REDLINE=${REDLINE:-$repo_dir/build-bench/redline}
 CPU_LOAD=0 CPU_UPSTREAM=0 CPU_PROXY=$(($(nproc) >= 2 ? 1 : 0))
-PORT_SIM=19401 PORT_OFF=19403 PORT_ON=19408
+PORT_SIM=19401 PORT_OFF=19403
+name=$1
+shift
+on_configs=("$@")
 
-out_dir=$bench_dir/out/red_lines-$(date +%Y%m%d-%H%M%S)
+out_dir=$bench_dir/out/$name-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out_dir"
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 [[ -x $REDLINE ]] || {
@@ -37,13 +42,23 @@ wait_port() {
   log "port $1 did not open"; exit 1
 }
 
-# Each gateway gets its own copy of its config, so its store lands in out_dir.
-cp "$bench_dir/configs/gateway-fast.toml" "$bench_dir/configs/gateway-redlines.toml" "$out_dir/"
+# Each gateway gets its own copy of its config, so its store and audit key land in out_dir.
+cp "$bench_dir/configs/gateway-fast.toml" "$out_dir/"
+for config in "${on_configs[@]}"; do cp "$bench_dir/configs/$config" "$out_dir/"; done
+port_of() { sed -n 's/^listen = "127.0.0.1:\([0-9]*\)"/\1/p' "$out_dir/$1" | head -1; }
 start sim "$CPU_UPSTREAM" "$REDLINE" sim --config "$bench_dir/configs/sim-fast.toml"
 start off "$CPU_PROXY" "$REDLINE" serve --config "$out_dir/gateway-fast.toml"
-start on "$CPU_PROXY" "$REDLINE" serve --config "$out_dir/gateway-redlines.toml"
-wait_port $PORT_SIM; wait_port $PORT_OFF; wait_port $PORT_ON
-key=$("$REDLINE" keys create --config "$out_dir/gateway-redlines.toml" --tenant bench | head -1)
+wait_port $PORT_SIM
+wait_port $PORT_OFF
+declare -A auth
+for config in "${on_configs[@]}"; do
+  start "${config%.toml}" "$CPU_PROXY" "$REDLINE" serve --config "$out_dir/$config"
+  wait_port "$(port_of "$config")"
+  auth[$config]=""
+  if grep -q '^required = true' "$out_dir/$config"; then
+    auth[$config]="Bearer $("$REDLINE" keys create --config "$out_dir/$config" --tenant bench | head -1)"
+  fi
+done
 
 # rps TARGET PORT BODY AUTH: requests per second at 64 connections.
 rps() {
@@ -59,14 +74,22 @@ rps() {
     console.log((r.requests / (r.duration_us / 1e6)).toFixed(0))' "$json"
 }
 
-printf '| payload | red lines off (req/s) | on (req/s) | on / off |\n| --- | --- | --- | --- |\n' \
-  | tee "$out_dir/summary.md"
+{
+  printf '| payload | off (req/s) |'
+  for config in "${on_configs[@]}"; do printf ' %s (req/s) | on / off |' "${config%.toml}"; done
+  printf '\n| --- | --- |'
+  for _ in "${on_configs[@]}"; do printf ' --- | --- |'; done
+  printf '\n'
+} | tee "$out_dir/summary.md"
 for payload in chat chat_stream; do
   body=$bench_dir/payloads/$payload.json
   log "$payload: off"
   off=$(rps "$payload-off" $PORT_OFF "$body" "")
-  log "$payload: on"
-  on=$(rps "$payload-on" $PORT_ON "$body" "Bearer $key")
-  ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", a / b }')
-  printf '| %s | %s | %s | %s× |\n' "$payload" "$off" "$on" "$ratio" | tee -a "$out_dir/summary.md"
+  row="| $payload | $off |"
+  for config in "${on_configs[@]}"; do
+    log "$payload: ${config%.toml}"
+    on=$(rps "$payload-${config%.toml}" "$(port_of "$config")" "$body" "${auth[$config]}")
+    row+=" $on | $(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", a / b }')× |"
+  done
+  printf '%s\n' "$row" | tee -a "$out_dir/summary.md"
 done
