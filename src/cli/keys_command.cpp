@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 
+#include "audit/audit_log.h"
 #include "cli/serve.h"
 #include "gateway/caller.h"
 #include "policy/red_line_policy.h"
@@ -51,6 +52,30 @@ std::shared_ptr<store::KeyStore> open_store(const StoreLocation& location) {
   std::shared_ptr<store::KeyStore> store = store::open_sqlite_store(path, &error);
   if (!store) fail(error);
   return store;
+}
+
+// Key changes made on a configuration's store are recorded in its audit chain, as the admin API's
+// are; the running gateway and this process append to one chain (see audit_log.h). A store named
+// with --db alone has no configuration to say where the chain's signing key is.
+void record_key_change(const StoreLocation& location, std::string action, std::string target,
+                       std::string tenant) {
+  if (location.config_path.empty()) return;
+  const LoadedGateway loaded = load_config_or_fail(location.config_path);
+  if (!loaded.config->audit.enabled) return;
+  std::string error;
+  auto log = audit::AuditLog::open(audit_options_from(*loaded.config), &error);
+  if (!log) fail("the change was made but could not be recorded in the audit log: " + error);
+  audit::AuditEvent event;
+  event.kind = "admin";
+  event.action = std::move(action);
+  event.target = std::move(target);
+  event.tenant = std::move(tenant);
+  event.decision = "cli";
+  log->append(std::move(event));
+  log->flush();
+  if (log->failed_records() > 0) {
+    fail("the change was made but could not be recorded in the audit log");
+  }
 }
 
 void add_store_options(CLI::App& command, StoreLocation& location) {
@@ -151,6 +176,7 @@ void run_create(KeysOptions& options) {
   auto created = service.create(request);
   if (!created) fail(created.error());
   std::cout << created->secret << "\n" << created->record.id << "\n";
+  record_key_change(options.create_store, "keys.create", created->record.id, request.tenant);
 }
 
 void run_list(KeysOptions& options) {
@@ -170,6 +196,7 @@ void run_revoke(KeysOptions& options) {
   quota::ApiKeyService service(open_store(options.revoke_store), quota::system_clock());
   if (auto status = service.revoke(options.revoke_id); !status) fail(status.message);
   std::cout << "revoked " << options.revoke_id << "\n";
+  record_key_change(options.revoke_store, "keys.revoke", options.revoke_id, "");
 }
 
 }  // namespace

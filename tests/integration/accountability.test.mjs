@@ -222,6 +222,10 @@ describe('accountability', () => {
       assert.ok(sent.every((r) => r.status === 200));
       const denied = await gateway.chat(chatBody('hello'), { headers: { authorization: 'Bearer rl_nope_nope' } });
       assert.equal(denied.status, 401);
+      // A key minted by the CLI in another process joins the same chain.
+      const minted = runRedline(['keys', 'create', '--config', gateway.configPath, '--tenant', 'ops']);
+      assert.equal(minted.code, 0, minted.stderr);
+      const mintedId = minted.stdout.split('\n')[1];
       await sleep(200);  // past a checkpoint
       await gateway.proc.stop();
 
@@ -231,10 +235,10 @@ describe('accountability', () => {
       const pubkeyFile = writeTempFile('audit.pub', pubkey.stdout);
 
       const { file, lines, records } = exportChain(gateway);
-      assert.equal(records.length, 22, 'one admin action, twenty answers and one refusal');
-      const action = records.find((r) => r.kind === 'admin');
-      assert.equal(action.action, 'keys.create');
-      assert.equal(action.target, created.json.id);
+      assert.equal(records.length, 23, 'two admin actions, twenty answers and one refusal');
+      const actions = records.filter((r) => r.kind === 'admin');
+      assert.deepEqual(actions.map((r) => [r.action, r.target]),
+        [['keys.create', created.json.id], ['keys.create', mintedId]]);
       const answered = records.filter((r) => r.kind === 'request' && r.status === 200);
       assert.equal(answered.length, 20);
       assert.ok(answered.every((r) => r.tenant === 'acme' && r.key_id === created.json.id &&
