@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "gateway/request_parse.h"
+#include "quota/token_estimate.h"
 
 namespace {
 
@@ -28,6 +29,15 @@ void fuzz_kind(ApiKind kind, std::string_view input) {
     return;
   }
   const ParsedRequest& request = *result.request;
+  // Budgets reserve with this estimate before anything else reads the body.
+  check(redline::quota::estimate_input_tokens(body) >= 0);
+  // A stream that did not ask for usage is sent with it requested; the result must still parse
+  // and ask for it.
+  if (kind != ApiKind::kEmbeddings) {
+    std::string with_usage = redline::gateway::with_usage_requested(body);
+    auto reparsed = redline::gateway::parse_request(kind, with_usage, 0);
+    check(reparsed.request.has_value() && reparsed.request->include_usage);
+  }
   check(request.model_length >= 2);
   check(request.model_offset + request.model_length <= body.size());
   check(body[request.model_offset] == '"');
