@@ -6,13 +6,15 @@
 # with [auth] required = true gets a key made for it.
 #
 # Usage: bash bench/on_off.sh NAME CONFIG...   (configs relative to bench/configs; each listens on
-#        its own port)                          DURATION=10 WARMUP=2 REDLINE=build-bench/redline
+#        its own port)                          DURATION=10 WARMUP=2 ROUNDS=3
+#        REDLINE=build-bench/redline
 set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$bench_dir")
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-3}
 REDLINE=${REDLINE:-$repo_dir/build-bench/redline}
 CPU_LOAD=0 CPU_UPSTREAM=0 CPU_PROXY=$(($(nproc) >= 2 ? 1 : 0))
 PORT_SIM=19401 PORT_OFF=19403
@@ -81,15 +83,27 @@ rps() {
   for _ in "${on_configs[@]}"; do printf ' --- | --- |'; done
   printf '\n'
 } | tee "$out_dir/summary.md"
+# The machine's speed drifts between seconds: each configuration is measured ROUNDS times,
+# interleaved with the others, and the median is reported.
+median() { tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for payload in chat chat_stream; do
   body=$bench_dir/payloads/$payload.json
-  log "$payload: off"
-  off=$(rps "$payload-off" $PORT_OFF "$body" "")
+  declare -A runs=()
+  for round in $(seq "$ROUNDS"); do
+    log "$payload round $round: off"
+    runs[off]+=" $(rps "$payload-off-$round" $PORT_OFF "$body" "")"
+    for config in "${on_configs[@]}"; do
+      log "$payload round $round: ${config%.toml}"
+      runs[$config]+=" $(rps "$payload-${config%.toml}-$round" "$(port_of "$config")" "$body" \
+        "${auth[$config]}")"
+    done
+  done
+  off=$(median <<<"${runs[off]# }")
   row="| $payload | $off |"
   for config in "${on_configs[@]}"; do
-    log "$payload: ${config%.toml}"
-    on=$(rps "$payload-${config%.toml}" "$(port_of "$config")" "$body" "${auth[$config]}")
+    on=$(median <<<"${runs[$config]# }")
     row+=" $on | $(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", a / b }')× |"
   done
   printf '%s\n' "$row" | tee -a "$out_dir/summary.md"
+  unset runs
 done
