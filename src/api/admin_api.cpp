@@ -10,6 +10,7 @@
 #include "common/openai_error.h"
 #include "gateway/caller.h"
 #include "gateway/gateway.h"
+#include "net/query_string.h"
 #include "policy/red_line_policy.h"
 #include "quota/api_keys.h"
 #include "quota/key_json.h"
@@ -41,42 +42,10 @@ std::string list_json(json::array data) {
   return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
 
-// "tenant=acme&x=y" → the value of `name`, undecoded (tenant names are plain tokens).
-std::string_view query_value(std::string_view target, std::string_view name) {
-  auto question = target.find('?');
-  if (question == std::string_view::npos) return {};
-  std::string_view query = target.substr(question + 1);
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    if (pair.size() > name.size() && pair.substr(0, name.size()) == name &&
-        pair[name.size()] == '=') {
-      return pair.substr(name.size() + 1);
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
-}
-
-// An unsigned integer query value; nullopt when absent, `bad` set when present but malformed.
-std::optional<std::int64_t> integer_query(std::string_view target, std::string_view name,
-                                          bool& bad) {
-  const std::string_view text = query_value(target, name);
-  if (text.empty()) return std::nullopt;
-  std::int64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
-    bad = true;
-    return std::nullopt;
-  }
-  return value;
-}
-
 std::optional<std::string> optional_query(std::string_view target, std::string_view name) {
-  const std::string_view value = query_value(target, name);
-  if (value.empty()) return std::nullopt;
-  return std::string(value);
+  auto value = net::query_param(target, name);
+  if (value && value->empty()) return std::nullopt;
+  return value;
 }
 
 // What an admin request changed, as the audit chain names it ("keys.create", ...); "" for reads.
@@ -153,12 +122,17 @@ net::HttpResponse AdminApi::usage(const net::HttpRequest& request) {
   query.model = optional_query(request.target, "model");
   query.backend = optional_query(request.target, "backend");
   bool bad = false;
-  if (auto since = integer_query(request.target, "since", bad)) query.since_ms = *since * 1000;
-  if (auto until = integer_query(request.target, "until", bad)) query.until_ms = *until * 1000;
+  if (auto since = net::integer_query_param(request.target, "since", bad)) {
+    query.since_ms = *since * 1000;
+  }
+  if (auto until = net::integer_query_param(request.target, "until", bad)) {
+    query.until_ms = *until * 1000;
+  }
   if (bad) {
     return error_answer(400, "`since` and `until` are unix times in seconds.", "invalid_request");
   }
-  std::string_view groups = query_value(request.target, "group_by");
+  const std::string group_by = optional_query(request.target, "group_by").value_or("");
+  std::string_view groups = group_by;
   while (!groups.empty()) {
     const auto comma = groups.find(',');
     std::string_view group = groups.substr(0, comma);
@@ -201,9 +175,8 @@ net::HttpResponse AdminApi::keys(const net::HttpRequest& request, std::string_vi
   quota::ApiKeyService* keys = gateway_.keys();
   if (keys == nullptr) return error_answer(503, "No key store is configured.", "store_unavailable");
   if (rest.empty() && request.method == "GET") {
-    std::string_view tenant = query_value(request.target, "tenant");
-    auto listed =
-        keys->list(tenant.empty() ? std::nullopt : std::optional<std::string_view>(tenant));
+    const auto tenant = optional_query(request.target, "tenant");
+    auto listed = keys->list(tenant ? std::optional<std::string_view>(*tenant) : std::nullopt);
     if (!listed.ok()) return error_answer(500, listed.error(), "store_error");
     json::array data;
     for (const auto& key : listed.value()) data.push_back(quota::key_to_json(key));
