@@ -57,8 +57,19 @@ std::string_view RedactionVault::placeholder_for(std::string_view category,
   auto [entry, fresh] = original_by_placeholder_.emplace(std::move(placeholder), value);
   assert(fresh);
   slot->second = &entry->first;
+  issue_order_.push_back(&slot->first);
   longest_placeholder_ = std::max(longest_placeholder_, entry->first.size());
   return entry->first;
+}
+
+std::vector<RedactionVault::Entry> RedactionVault::entries() const {
+  std::vector<Entry> out;
+  out.reserve(issue_order_.size());
+  for (const std::string* key : issue_order_) {
+    const std::size_t separator = key->find('\0');
+    out.push_back({key->substr(0, separator), key->substr(separator + 1)});
+  }
+  return out;
 }
 
 std::optional<std::string_view> RedactionVault::original_of(std::string_view placeholder) const {

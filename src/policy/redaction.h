@@ -15,6 +15,13 @@ namespace redline::policy {
 // The placeholders of one request. Not thread-safe: one request's pipeline owns it.
 class RedactionVault {
  public:
+  // Not copyable: the maps point into each other. Moving keeps their nodes, so it is safe.
+  RedactionVault() = default;
+  RedactionVault(const RedactionVault&) = delete;
+  RedactionVault& operator=(const RedactionVault&) = delete;
+  RedactionVault(RedactionVault&&) = default;
+  RedactionVault& operator=(RedactionVault&&) = default;
+
   // The same (category, value) gets the same placeholder for the vault's life; distinct values of
   // one category get distinct numbers. The category is upper-cased and every byte outside
   // [A-Z0-9_] becomes '_' (an empty one becomes "VALUE"), so a placeholder is plain ASCII that
@@ -30,6 +37,15 @@ class RedactionVault {
   // output could complete it. Streams hold such a fragment back until they know.
   bool could_begin_placeholder(std::string_view fragment) const;
 
+  // Every (category, value) the vault has issued a placeholder for, in the order it issued them.
+  // Replaying them through placeholder_for() on an empty vault gives each value the same
+  // placeholder again: that is how a conversation keeps its placeholders across turns.
+  struct Entry {
+    std::string category;
+    std::string value;
+  };
+  std::vector<Entry> entries() const;
+
   bool empty() const { return original_by_placeholder_.empty(); }
   std::size_t size() const { return original_by_placeholder_.size(); }
   std::size_t longest_placeholder() const { return longest_placeholder_; }
@@ -41,6 +57,8 @@ class RedactionVault {
   // "CATEGORY\0value" -> its placeholder (a key of original_by_placeholder_).
   std::unordered_map<std::string, const std::string*> placeholder_by_value_;
   std::unordered_map<std::string, std::size_t> issued_by_category_;
+  // Keys of placeholder_by_value_ ("CATEGORY\0value"), in issue order.
+  std::vector<const std::string*> issue_order_;
   std::size_t longest_placeholder_ = 0;
 };
 

@@ -42,6 +42,28 @@ TEST(RedactionVaultTest, PlaceholderViewsStayValidAsTheVaultGrows) {
   EXPECT_EQ(vault.longest_placeholder(), std::string("[REDACTED_EMAIL_1001]").size());
 }
 
+TEST(RedactionVaultTest, ReplayingEntriesGivesEveryValueItsPlaceholderAgain) {
+  RedactionVault first;
+  first.placeholder_for("email", "b@example.com");
+  first.placeholder_for("iban", "DE89370400440532013000");
+  first.placeholder_for("email", "a@example.com");
+  first.placeholder_for("email", "b@example.com");  // already issued: not a new entry
+
+  const auto entries = first.entries();
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].category, "EMAIL");
+  EXPECT_EQ(entries[0].value, "b@example.com");
+  EXPECT_EQ(entries[2].value, "a@example.com");
+
+  RedactionVault replayed;
+  for (const auto& entry : entries) replayed.placeholder_for(entry.category, entry.value);
+  // A value met first in a later turn must not take over an earlier value's number.
+  EXPECT_EQ(replayed.placeholder_for("email", "a@example.com"), "[REDACTED_EMAIL_2]");
+  EXPECT_EQ(replayed.placeholder_for("email", "b@example.com"), "[REDACTED_EMAIL_1]");
+  EXPECT_EQ(replayed.placeholder_for("email", "c@example.com"), "[REDACTED_EMAIL_3]");
+  EXPECT_EQ(replayed.placeholder_for("iban", "DE89370400440532013000"), "[REDACTED_IBAN_1]");
+}
+
 TEST(RedactionVaultTest, OriginalOfKnowsOnlyIssuedPlaceholders) {
   RedactionVault vault;
   vault.placeholder_for("email", "a@example.com");
