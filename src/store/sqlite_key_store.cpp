@@ -4,7 +4,7 @@
 #include <mutex>
 
 #include "store/key_store.h"
-#include "store/sqlite_database.h"
+#include "store/sqlite_statement.h"
 
 namespace redline::store {
 namespace {
@@ -37,52 +37,6 @@ CREATE TABLE api_key_models (
 )sql",
 };
 
-struct StatementFinalizer {
-  void operator()(sqlite3_stmt* statement) const { sqlite3_finalize(statement); }
-};
-using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
-
-// Resets a cached statement when the operation using it ends, however it ends.
-class StatementUse {
- public:
-  explicit StatementUse(sqlite3_stmt* statement) : statement_(statement) {}
-  ~StatementUse() {
-    sqlite3_reset(statement_);
-    sqlite3_clear_bindings(statement_);
-  }
-  StatementUse(const StatementUse&) = delete;
-  StatementUse& operator=(const StatementUse&) = delete;
-
-  void bind(int index, std::string_view text) {
-    sqlite3_bind_text(statement_, index, text.data(), static_cast<int>(text.size()),
-                      SQLITE_TRANSIENT);
-  }
-  void bind(int index, std::int64_t value) { sqlite3_bind_int64(statement_, index, value); }
-  void bind(int index, std::optional<std::int64_t> value) {
-    if (value) {
-      bind(index, *value);
-    } else {
-      sqlite3_bind_null(statement_, index);
-    }
-  }
-  int step() { return sqlite3_step(statement_); }
-
-  std::string text(int column) const {
-    const auto* bytes = sqlite3_column_text(statement_, column);
-    return bytes ? std::string(reinterpret_cast<const char*>(bytes),
-                               static_cast<std::size_t>(sqlite3_column_bytes(statement_, column)))
-                 : std::string();
-  }
-  std::int64_t integer(int column) const { return sqlite3_column_int64(statement_, column); }
-  std::optional<std::int64_t> optional_integer(int column) const {
-    if (sqlite3_column_type(statement_, column) == SQLITE_NULL) return std::nullopt;
-    return integer(column);
-  }
-
- private:
-  sqlite3_stmt* statement_;
-};
-
 constexpr const char* kKeyColumns =
     "id, tenant, secret_hash, default_label, max_label, expires_at, revoked_at, created_at, "
     "description";
@@ -108,11 +62,7 @@ class SqliteKeyStore final : public KeyStore {
   // Prepares every statement once; false and `*error` set when the schema doesn't match.
   bool prepare(std::string* error) {
     const std::string columns = kKeyColumns;
-    struct Entry {
-      Statement* statement;
-      std::string sql;
-    };
-    const Entry entries[] = {
+    const CachedStatement statements[] = {
         {&insert_tenant_,
          "INSERT INTO tenants(name, created_at) VALUES(?, unixepoch()) "
          "ON CONFLICT(name) DO NOTHING"},
@@ -125,20 +75,9 @@ class SqliteKeyStore final : public KeyStore {
         {&select_tenant_keys_,
          "SELECT " + columns + " FROM api_keys WHERE tenant = ? ORDER BY created_at, id"},
         {&revoke_key_, "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?"},
-        {&begin_, "BEGIN IMMEDIATE"},
-        {&commit_, "COMMIT"},
-        {&rollback_, "ROLLBACK"},
     };
-    for (const auto& entry : entries) {
-      sqlite3_stmt* raw = nullptr;
-      if (sqlite3_prepare_v3(db_.get(), entry.sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &raw,
-                             nullptr) != SQLITE_OK) {
-        if (error) *error = "cannot prepare \"" + entry.sql + "\": " + sqlite3_errmsg(db_.get());
-        return false;
-      }
-      entry.statement->reset(raw);
-    }
-    return true;
+    return prepare_statements(db_.get(), statements, error) &&
+           transactions_.prepare(db_.get(), error);
   }
 
   Status ensure_tenant(std::string_view name) override {
@@ -163,20 +102,10 @@ class SqliteKeyStore final : public KeyStore {
 
   Status insert_key(const ApiKeyRecord& key) override {
     std::lock_guard lock(mutex_);
-    if (StatementUse begin(begin_.get()); begin.step() != SQLITE_DONE) {
-      return failure("cannot insert key");
-    }
-    auto status = insert_key_rows(key);
-    if (!status) {
-      StatementUse(rollback_.get()).step();
-      return status;
-    }
-    if (StatementUse commit(commit_.get()); commit.step() != SQLITE_DONE) {
-      auto failed = failure("cannot commit key");
-      StatementUse(rollback_.get()).step();
-      return failed;
-    }
-    return Status::success();
+    Transaction transaction(db_.get(), transactions_);
+    if (auto status = transaction.begin(Transaction::Kind::kWrite); !status) return status;
+    if (auto status = insert_key_rows(key); !status) return status;
+    return transaction.commit();
   }
 
   Result<std::optional<ApiKeyRecord>> find_key(std::string_view id) override {
@@ -273,22 +202,14 @@ class SqliteKeyStore final : public KeyStore {
   std::mutex mutex_;
   SqliteConnection db_;  // declared before the statements: they must be finalized first
   Statement insert_tenant_, select_tenants_, insert_key_, insert_model_, select_key_,
-      select_models_, select_all_keys_, select_tenant_keys_, revoke_key_, begin_, commit_,
-      rollback_;
+      select_models_, select_all_keys_, select_tenant_keys_, revoke_key_;
+  TransactionStatements transactions_;
 };
 
 }  // namespace
 
 std::unique_ptr<KeyStore> open_sqlite_store(const std::string& path, std::string* error) {
-  auto db = open_sqlite_database(path, error);
-  if (!db) return nullptr;
-  if (auto status = apply_migrations(db.get(), "keys", kKeysSchema); !status) {
-    if (error) *error = path + ": " + status.message;
-    return nullptr;
-  }
-  auto store = std::make_unique<SqliteKeyStore>(std::move(db));
-  if (!store->prepare(error)) return nullptr;
-  return store;
+  return open_prepared_store<SqliteKeyStore>(path, "keys", kKeysSchema, error);
 }
 
 }  // namespace redline::store

@@ -1,4 +1,5 @@
 #include "quota/api_keys.h"
+#include "../store/temp_dir.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -298,18 +299,7 @@ TEST(KeyIdOf, ParsesOnlyWellFormedKeys) {
   EXPECT_EQ(key_id_of(""), std::nullopt);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "redline-keys-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // The CLI revoking in its own process is a second store on the same file: this replica may
 // serve its cached record until the TTL runs out, then must refuse the key.

@@ -5,25 +5,14 @@
 
 #include "store/key_store.h"
 #include "store/sqlite_database.h"
+#include "temp_dir.h"
 
 namespace redline::store {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "redline-store-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 ApiKeyRecord sample_key(std::string id, std::string tenant = "acme") {
   ApiKeyRecord key;
