@@ -483,7 +483,8 @@ class ConfigReader {
   void read(const toml::table& root, Config& config) {
     TableReader reader(root, "", sink_,
                        {"server", "routing", "backends", "models", "auth", "store", "labels",
-                        "detectors", "tenants", "rules", "audit", "limits", "budgets"});
+                        "detectors", "tenants", "rules", "audit", "limits", "budgets", "sessions",
+                        "memory"});
     if (const auto* auth = reader.read_table("auth")) {
       read_auth(*auth, config.auth);
     }
@@ -503,10 +504,14 @@ class ConfigReader {
     }
     if (const toml::array* tenants = reader.read_array("tenants", false)) {
       for_each_table(*tenants, "tenants", [&](const toml::table& table, const std::string& path) {
-        TableReader tenant_reader(table, path, sink_, {"name", "jurisdictions"});
+        TableReader tenant_reader(table, path, sink_, {"name", "jurisdictions", "retention_ms"});
         TenantSettings tenant;
         tenant_reader.read_string("name", tenant.name, true, false);
         tenant.jurisdictions = tenant_reader.read_string_list("jurisdictions");
+        std::chrono::milliseconds retention{0};
+        if (tenant_reader.read_duration("retention_ms", retention, 1)) {
+          tenant.session_retention = retention;
+        }
         config.tenants.push_back(std::move(tenant));
       });
     }
@@ -517,6 +522,12 @@ class ConfigReader {
     }
     if (const auto* audit = reader.read_table("audit")) {
       read_audit(*audit, config.audit);
+    }
+    if (const auto* sessions = reader.read_table("sessions")) {
+      read_sessions(*sessions, config.sessions);
+    }
+    if (const auto* memory = reader.read_table("memory")) {
+      read_memory(*memory, config.memory);
     }
     config.audit.signing_key_path = resolve_path(config.audit.signing_key_path);
     if (const toml::array* limits = reader.read_array("limits", false)) {
@@ -573,6 +584,7 @@ class ConfigReader {
     check_backend_names();
     check_alias_references(config);
     check_fallbacks(config);
+    check_extraction_model(config);
   }
 
  private:
@@ -700,6 +712,45 @@ class ConfigReader {
       }
       detectors.push_back(std::move(detector));
     }
+  }
+
+  void read_sessions(const toml::table& table, SessionSettings& sessions) {
+    TableReader reader(table, "sessions", sink_,
+                       {"enabled", "retention_ms", "purge_interval_ms", "max_chain_depth",
+                        "max_background"});
+    reader.read_bool("enabled", sessions.enabled);
+    reader.read_duration("retention_ms", sessions.retention, 1);
+    reader.read_duration("purge_interval_ms", sessions.purge_interval, 1);
+    reader.read_integer("max_chain_depth", sessions.max_chain_depth, 1);
+    reader.read_integer("max_background", sessions.max_background, 1);
+  }
+
+  void read_memory(const toml::table& table, MemorySettings& memory) {
+    TableReader reader(table, "memory", sink_,
+                       {"default_block_chars", "max_block_chars", "max_record_chars",
+                        "max_injected_records", "extraction_model", "extraction_max_output_tokens",
+                        "extraction_max_input_chars"});
+    reader.read_integer("default_block_chars", memory.default_block_chars, 1);
+    reader.read_integer("max_block_chars", memory.max_block_chars, 1);
+    reader.read_integer("max_record_chars", memory.max_record_chars, 1);
+    reader.read_integer("max_injected_records", memory.max_injected_records, 1);
+    reader.read_located("extraction_model", memory.extraction_model);
+    reader.read_integer("extraction_max_output_tokens", memory.extraction_max_output_tokens, 1);
+    reader.read_integer("extraction_max_input_chars", memory.extraction_max_input_chars, 1);
+    if (memory.default_block_chars > memory.max_block_chars) {
+      sink_.add(reader.position(), "memory.default_block_chars",
+                "must not exceed max_block_chars (" + std::to_string(memory.max_block_chars) + ")");
+    }
+  }
+
+  void check_extraction_model(const Config& config) {
+    const Located& model = config.memory.extraction_model;
+    if (model.value.empty() || !alias_names_complete_) return;
+    if (config.find_alias(model.value) != nullptr) return;
+    std::vector<std::string_view> names;
+    for (const auto& alias : config.models) names.push_back(alias.name);
+    sink_.add({model.line, model.column}, model.key,
+              with_suggestion("unknown model alias " + in_quotes(model.value), model.value, names));
   }
 
   void read_audit(const toml::table& table, AuditSettings& audit) {

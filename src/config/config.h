@@ -126,6 +126,22 @@
 //   max_tokens = 50000000           # at least one of max_tokens / max_cost_usd
 //   max_cost_usd = 250.0
 //
+//   [sessions]                      # Responses and Conversations API state (README: Sessions)
+//   enabled = true
+//   retention_ms = 2592000000       # idle responses and conversations are purged after this;
+//   purge_interval_ms = 60000       #   [[tenants]] retention_ms overrides it per tenant
+//   max_chain_depth = 100           # previous_response_id links followed per turn
+//   max_background = 64             # background responses running at once
+//
+//   [memory]                        # pinned blocks and archival records (README: Memory)
+//   default_block_chars = 2000
+//   max_block_chars = 20000
+//   max_record_chars = 4000
+//   max_injected_records = 20
+//   extraction_model = ""           # alias for automatic extraction after a turn; "" = off
+//   extraction_max_output_tokens = 512
+//   extraction_max_input_chars = 16000
+//
 //   Each [[models]] alias also takes max_output_tokens = 4096: what a request without
 //   max_tokens reserves for its answer.
 //
@@ -275,6 +291,30 @@ struct DetectorSettings {
 struct TenantSettings {
   std::string name;
   std::vector<std::string> jurisdictions;  // empty = any
+  // How long this tenant's responses and conversations are kept after their last change;
+  // nullopt = [sessions] retention_ms.
+  std::optional<std::chrono::milliseconds> session_retention;
+};
+
+// [sessions]: the Responses and Conversations APIs' stored state.
+struct SessionSettings {
+  bool enabled = true;
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 30)};  // idle objects are purged
+  std::chrono::milliseconds purge_interval{60000};
+  std::size_t max_chain_depth = 100;  // previous_response_id links followed per turn
+  std::size_t max_background = 64;    // background responses running at once per process
+};
+
+// [memory]: pinned blocks and archival records injected into prompts on request.
+struct MemorySettings {
+  std::size_t default_block_chars = 2000;  // a block's limit when it sets none
+  std::size_t max_block_chars = 20000;     // the largest limit a block may set
+  std::size_t max_record_chars = 4000;
+  std::size_t max_injected_records = 20;  // upper bound of a request's top_k
+  // Automatic extraction after a turn: the alias that reads the turn and returns facts; "" = off.
+  Located extraction_model{"", 0, 0, "memory.extraction_model"};
+  std::int64_t extraction_max_output_tokens = 512;  // the extraction's own token budget: its
+  std::size_t extraction_max_input_chars = 16000;   // answer, and how much of the turn it reads
 };
 
 enum class RuleAction { kDeny, kRedact, kRestrict, kRequireApproval, kLog };
@@ -372,6 +412,8 @@ struct Config {
   AuditSettings audit;
   std::vector<LimitSettings> limits;
   std::vector<BudgetSettings> budgets;
+  SessionSettings sessions;
+  MemorySettings memory;
 
   const Backend* find_backend(std::string_view name) const;
   const ModelAlias* find_alias(std::string_view name) const;

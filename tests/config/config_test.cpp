@@ -797,6 +797,18 @@ TEST(Examples, ReferenceLoadsWithDefaults) {
   EXPECT_EQ(config.models.at(0).strategy, alias_defaults.strategy);
   EXPECT_EQ(config.models.at(0).max_latency, alias_defaults.max_latency);
   EXPECT_EQ(config.models.at(0).owned_by, alias_defaults.owned_by);
+  const SessionSettings sessions;
+  EXPECT_EQ(config.sessions.retention, sessions.retention);
+  EXPECT_EQ(config.sessions.purge_interval, sessions.purge_interval);
+  EXPECT_EQ(config.sessions.max_chain_depth, sessions.max_chain_depth);
+  EXPECT_EQ(config.sessions.max_background, sessions.max_background);
+  const MemorySettings memory;
+  EXPECT_EQ(config.memory.default_block_chars, memory.default_block_chars);
+  EXPECT_EQ(config.memory.max_block_chars, memory.max_block_chars);
+  EXPECT_EQ(config.memory.max_record_chars, memory.max_record_chars);
+  EXPECT_EQ(config.memory.max_injected_records, memory.max_injected_records);
+  EXPECT_EQ(config.memory.extraction_max_output_tokens, memory.extraction_max_output_tokens);
+  EXPECT_EQ(config.memory.extraction_max_input_chars, memory.extraction_max_input_chars);
 }
 
 TEST(ConfigAccountability, AuditLimitsAndBudgetsLoad) {
@@ -860,6 +872,55 @@ TEST(ConfigAccountability, MistakesAreNamed) {
                       "audit.durability", 11, "unknown value");
 }
 
+TEST(ConfigSessions, SessionsMemoryAndTenantRetentionLoad) {
+  const std::string text = minimal_plus(R"([sessions]
+retention_ms = 86400000
+purge_interval_ms = 500
+max_chain_depth = 12
+max_background = 3
+
+[memory]
+default_block_chars = 100
+max_block_chars = 1000
+max_record_chars = 300
+max_injected_records = 7
+extraction_model = "chat"
+extraction_max_output_tokens = 64
+extraction_max_input_chars = 2000
+
+[[tenants]]
+name = "acme"
+retention_ms = 60000
+)");
+  const LoadResult ok = load(text);
+  ASSERT_TRUE(ok.config.has_value()) << describe(ok);
+  const Config& config = *ok.config;
+  EXPECT_TRUE(config.sessions.enabled);
+  EXPECT_EQ(config.sessions.retention, 86400000ms);
+  EXPECT_EQ(config.sessions.purge_interval, 500ms);
+  EXPECT_EQ(config.sessions.max_chain_depth, 12u);
+  EXPECT_EQ(config.sessions.max_background, 3u);
+  EXPECT_EQ(config.memory.default_block_chars, 100u);
+  EXPECT_EQ(config.memory.max_block_chars, 1000u);
+  EXPECT_EQ(config.memory.max_record_chars, 300u);
+  EXPECT_EQ(config.memory.max_injected_records, 7u);
+  EXPECT_EQ(config.memory.extraction_model.value, "chat");
+  EXPECT_EQ(config.memory.extraction_max_output_tokens, 64);
+  EXPECT_EQ(config.memory.extraction_max_input_chars, 2000u);
+  ASSERT_EQ(config.tenants.size(), 1u);
+  EXPECT_EQ(config.tenants[0].session_retention, 60000ms);
+}
+
+TEST(ConfigSessions, MistakesAreNamed) {
+  expect_single_error(load(minimal_plus("[memory]\nextraction_model = \"chta\"\n")),
+                      "memory.extraction_model", 11, "did you mean 'chat'");
+  expect_single_error(load(minimal_plus("[memory]\ndefault_block_chars = 50\nmax_block_chars = 10\n")),
+                      "memory.default_block_chars", 10, "must not exceed max_block_chars");
+  expect_single_error(load(minimal_plus("[sessions]\nretention_ms = 0\n")), "sessions.retention_ms",
+                      11, "positive integer number of milliseconds");
+  expect_single_error(load(minimal_plus("[[tenants]]\nname = \"a\"\nretention_ms = -5\n")),
+                      "tenants[0].retention_ms", 12, "positive");
+}
 
 }  // namespace
 }  // namespace redline::config
