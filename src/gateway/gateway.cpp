@@ -479,7 +479,9 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   };
   const std::optional<policy::Label> output_limit =
       caller.max_label == lattice.top() ? std::nullopt : std::optional(caller.max_label);
-  policy::RedactionVault vault;
+  policy::RedactionVault request_vault;
+  policy::RedactionVault& vault =
+      context.session_vault != nullptr ? *context.session_vault : request_vault;
   std::vector<std::uint16_t> redacted_for;
   std::string redacted_body;
   std::optional<ParsedRequest> redacted_call;

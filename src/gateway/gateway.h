@@ -24,7 +24,8 @@ class ApiKeyService;
 }
 namespace redline::policy {
 class RedLinePolicy;
-}
+class RedactionVault;
+}  // namespace redline::policy
 namespace redline::audit {
 class AuditLog;
 }
@@ -59,6 +60,10 @@ struct RequestContext {
   double cost_usd = 0;
   std::string request_sha256;
   std::string response_sha256;
+  // Placeholders that must stay stable beyond this request (a conversation's, across its turns):
+  // redaction takes and adds placeholders here instead of in a vault of its own. Null for a
+  // plain request.
+  policy::RedactionVault* session_vault = nullptr;
   bool audited = false;  // a model call: settles into the audit chain
   bool settled = false;
 };
@@ -88,6 +93,7 @@ class Gateway {
   bool ready() const;
 
   Metrics& metrics() { return metrics_; }
+  net::IoPool& io() { return io_; }
   ApprovalDesk& approvals() { return approvals_; }
   quota::ApiKeyService* keys() { return keys_.get(); }
   Accounting& accounting() { return accounting_; }
