@@ -176,8 +176,8 @@ net::HttpRequest internal_request(const ModelCall& call, const policy::LabelLatt
     // A floor that does not parse is the caller's bug; a declaration that does not parse is the
     // client's, and stays for the gateway to answer with a 400.
     auto floor = lattice.parse(call.label_floor);
-    auto client = declared.empty() ? std::optional<policy::Label>(policy::Label{})
-                                   : lattice.parse(declared);
+    auto client =
+        declared.empty() ? std::optional<policy::Label>(policy::Label{}) : lattice.parse(declared);
     if (floor && client) declared = lattice.format(policy::least_upper_bound(*floor, *client));
   }
   if (!declared.empty()) request.headers.push_back({"X-Redline-Classification", declared});

@@ -4,9 +4,9 @@
 // /v1/chat/completions would — the same key, classification, red lines, admission, routing,
 // redaction, output checks, settlement and audit record — so no model call made by Redline can
 // bypass any of them. Only the answer goes to Redline instead of a socket.
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -62,25 +62,25 @@ struct ModelCall {
   // The client request the call is made for: its credentials (Authorization, x-api-key), its
   // X-Redline-Classification and its x-request-id are carried over.
   const net::HttpRequest* origin = nullptr;
-  std::string body;         // a chat completions request body
-  std::string_view route;   // the route label in metrics and the access log ("responses")
+  std::string body;        // a chat completions request body
+  std::string_view route;  // the route label in metrics and the access log ("responses")
   // Raises the call's classification to at least this label text ("" = no floor), e.g. the label
   // of memory injected into the prompt. Combined with the client's own declaration.
   std::string label_floor;
-  ChatChunkSink* sink = nullptr;                       // streamed calls; null = not streamed
-  policy::RedactionVault* vault = nullptr;             // a conversation's placeholders, or null
-  std::shared_ptr<CallCancellation> cancellation;      // may be null
+  ChatChunkSink* sink = nullptr;                   // streamed calls; null = not streamed
+  policy::RedactionVault* vault = nullptr;         // a conversation's placeholders, or null
+  std::shared_ptr<CallCancellation> cancellation;  // may be null
 };
 
 struct ModelCallResult {
-  int status = 0;             // the answer's HTTP status; 499 when cancelled or the sink left
-  std::string body;           // the JSON answer or error body (not streamed)
-  bool streamed = false;      // a stream began: its chunks went to the sink
-  bool completed = false;     // status 200 and, when streamed, the stream ended with [DONE]
+  int status = 0;                 // the answer's HTTP status; 499 when cancelled or the sink left
+  std::string body;               // the JSON answer or error body (not streamed)
+  bool streamed = false;          // a stream began: its chunks went to the sink
+  bool completed = false;         // status 200 and, when streamed, the stream ended with [DONE]
   std::optional<ApiError> error;  // why it did not complete, as the client would have seen it
-  net::Headers headers;       // the answer's headers (x-redline-label, x-ratelimit-*, ...)
-  std::string label;          // the classification the gateway gave the call
-  std::string backend;        // who answered
+  net::Headers headers;           // the answer's headers (x-redline-label, x-ratelimit-*, ...)
+  std::string label;              // the classification the gateway gave the call
+  std::string backend;            // who answered
   long tokens_in = 0;
   long tokens_out = 0;
 };

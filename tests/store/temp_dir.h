@@ -10,8 +10,7 @@ namespace redline::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "redline-test-XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "redline-test-XXXXXX").string();
     path_ = mkdtemp(pattern.data());
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
