@@ -1,5 +1,7 @@
 #include "api/http_api.h"
 
+#include "agents/memory_service.h"
+#include "agents/responses_service.h"
 #include "common/json_text.h"
 #include "common/openai_error.h"
 #include "gateway/caller.h"
@@ -54,6 +56,15 @@ std::string model_json(const std::string& models_json, std::string_view id) {
   return models_json.substr(start, end - start + 1);
 }
 
+// "responses", "conversations" or "memory" when `path` is one of theirs; "" otherwise.
+std::string_view stateful_family(std::string_view path) {
+  for (std::string_view family : {"responses", "conversations", "memory"}) {
+    const std::string prefix = "/v1/" + std::string(family);
+    if (path == prefix || path.starts_with(prefix + "/")) return family;
+  }
+  return "";
+}
+
 }  // namespace
 
 net::Handler HttpApi::handler() {
@@ -75,11 +86,17 @@ asio::awaitable<void> HttpApi::handle(net::HttpRequest& request, net::ResponseWr
     if (candidate.method == request.method) route = &candidate;
   }
   const bool model_lookup = path.starts_with("/v1/models/") && path.size() > 11;
+  if (const std::string_view family = stateful_family(path);
+      !family.empty() && responses_ != nullptr && memory_ != nullptr) {
+    co_await handle_stateful(family, request, writer, context);
+    gateway_.settle(request, context);
+    co_return;
+  }
 
   net::HttpResponse response;
   // The model list is part of the API a key grants, so it asks for one like the calls do.
-  const bool lists_models = (model_lookup && request.method == "GET") ||
-                            (route != nullptr && route->name == "models");
+  const bool lists_models =
+      (model_lookup && request.method == "GET") || (route != nullptr && route->name == "models");
   std::optional<gateway::CallerResult> caller;
   if (lists_models) {
     auto table = gateway_.table();
@@ -154,6 +171,34 @@ asio::awaitable<void> HttpApi::handle(net::HttpRequest& request, net::ResponseWr
   context.status = response.status;
   co_await writer.send(std::move(response));
   gateway_.settle(request, context);
+}
+
+asio::awaitable<void> HttpApi::handle_stateful(std::string_view family, net::HttpRequest& request,
+                                               net::ResponseWriter& writer,
+                                               gateway::RequestContext& context) {
+  context.route = family;
+  auto table = gateway_.table();
+  const gateway::CallerResult identified = gateway::identify_caller(
+      request, gateway_.keys(), table->policy().lattice(), table->config().auth.required);
+  if (!identified.caller) {
+    context.status = identified.error.status;
+    context.decision = "unauthenticated";
+    net::HttpResponse refused =
+        json_response(identified.error.status, error_body(identified.error), context.request_id);
+    co_await writer.send(std::move(refused));
+    co_return;
+  }
+  const gateway::Caller& caller = *identified.caller;
+  context.tenant = caller.tenant;
+  context.key_id = caller.key_id;
+  if (family != "memory") {
+    co_await responses_->handle(caller, request, writer, context);
+    co_return;
+  }
+  net::HttpResponse response = co_await memory_->handle(caller, request, request.path());
+  response.headers.push_back({"x-request-id", context.request_id});
+  context.status = response.status;
+  co_await writer.send(std::move(response));
 }
 
 }  // namespace redline::api

@@ -2,11 +2,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <iostream>
 
+#include "agents/blocking_pool.h"
+#include "agents/memory_service.h"
+#include "agents/responses_service.h"
 #include "api/http_api.h"
 #include "audit/audit_log.h"
 #include "config/config.h"
@@ -17,6 +25,8 @@
 #include "quota/api_keys.h"
 #include "sim/simulator.h"
 #include "store/key_store.h"
+#include "store/memory_store.h"
+#include "store/session_store.h"
 
 namespace redline::cli {
 
@@ -51,6 +61,29 @@ void drain_then_stop(net::HttpServer& server, net::IoPool& io, asio::io_context&
   timer->async_wait([&server, &io, &context, deadline, timer](boost::system::error_code) {
     drain_then_stop(server, io, context, deadline);
   });
+}
+
+// Retention: every purge interval, idle responses and conversations and expired memory records
+// are removed, off the I/O threads.
+asio::awaitable<void> purge_periodically(gateway::Gateway& gateway, agents::BlockingPool& blocking,
+                                         agents::ResponsesService& responses,
+                                         agents::MemoryService& memory) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (true) {
+    timer.expires_after(gateway.table()->config().sessions.purge_interval);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    co_await blocking.run([&] {
+      const store::PurgeCounts purged = responses.purge_idle();
+      const std::int64_t records = memory.purge_expired();
+      if (purged.responses + purged.conversations + records > 0) {
+        spdlog::info("retention: purged {} responses, {} conversations, {} memory records",
+                     purged.responses, purged.conversations, records);
+      }
+      return 0;
+    });
+  }
 }
 
 bool listen_all(net::HttpServer& server, const std::vector<config::Endpoint>& listeners) {
@@ -152,9 +185,45 @@ int run_gateway(const std::string& config_path) {
   const auto drain_timeout = config.server.drain_timeout;
   const auto listeners = config.server.listeners;
 
+  std::shared_ptr<store::SessionStore> session_store;
+  std::shared_ptr<store::MemoryStore> memory_store;
+  if (config.sessions.enabled) {
+    std::string session_error;
+    session_store = store::open_sqlite_session_store(config.store.sqlite_path, &session_error);
+    if (session_store) {
+      memory_store = store::open_sqlite_memory_store(config.store.sqlite_path, &session_error);
+    }
+    if (!session_store || !memory_store) {
+      std::cerr << "redline: cannot open the session store in " << config.store.sqlite_path << ": "
+                << session_error << "\n";
+      return 2;
+    }
+  }
+  const bool sessions_enabled = config.sessions.enabled;
+
+  // Turns suspended when the process stops are destroyed with the I/O pool, and their locals
+  // (a conversation's turn lease) refer to the services: so the services outlive the pool...
+  std::unique_ptr<agents::MemoryService> memory;
+  std::unique_ptr<agents::ResponsesService> responses;
   net::IoPool io(config.server.threads);
   gateway::Gateway gateway(io, config, loaded.policy, keys, audit_log);
   api::HttpApi api(gateway);
+  // ...while store calls still running on the blocking threads refer to those turns: the
+  // threads are joined before the pool goes.
+  agents::BlockingPool blocking(2);
+  if (sessions_enabled) {
+    memory = std::make_unique<agents::MemoryService>(gateway, memory_store, blocking,
+                                                     quota::system_clock());
+    responses = std::make_unique<agents::ResponsesService>(gateway, session_store, *memory,
+                                                           blocking, quota::system_clock());
+    if (const std::size_t interrupted = responses->fail_interrupted(); interrupted > 0) {
+      spdlog::warn("{} background response(s) were interrupted by the last stop; marked failed",
+                   interrupted);
+    }
+    api.serve_sessions(responses.get(), memory.get());
+    asio::co_spawn(io.at(0), purge_periodically(gateway, blocking, *responses, *memory),
+                   asio::detached);
+  }
   net::HttpServer server(io, limits_of(config.server), api.handler());
   if (!listen_all(server, listeners)) return 1;
   gateway.start_health_checks();

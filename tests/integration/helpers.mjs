@@ -342,6 +342,8 @@ export function gatewayConfig({
   audit,
   limits,
   budgets,
+  sessions,
+  memory,
 }) {
   const backendTables = backends.map(({ sim, port: backendPort, ...rest }) => ({
     base_url: `http://127.0.0.1:${sim ? sim.port : backendPort}/v1`,
@@ -367,6 +369,8 @@ export function gatewayConfig({
     audit,
     limits,
     budgets,
+    sessions,
+    memory,
     backends: backendTables,
     models: aliasTables,
   });
