@@ -75,6 +75,18 @@ struct RetentionRule {
   std::int64_t cutoff = 0;  // unix seconds: objects whose updated_at is before it are removed
 };
 
+// One finished turn, written in one transaction (see SessionStore::record_turn).
+struct TurnRecord {
+  ResponseRecord response;  // as it ends: status, object_json, vault_json, updated_at
+  bool insert = true;       // false: the response exists already (a background one) and is
+                            // updated; its input items are not written again
+  std::vector<SessionItem> input_items;
+  std::vector<SessionItem> output_items;
+  // Append input_items then output_items to response.conversation_id, and make the response's
+  // vault the conversation's (when it has one).
+  bool append_to_conversation = false;
+};
+
 struct PurgeCounts {
   std::int64_t responses = 0;
   std::int64_t conversations = 0;
@@ -99,6 +111,10 @@ class SessionStore {
                                  std::string_view vault_json,
                                  const std::vector<SessionItem>& output_items,
                                  std::int64_t updated_at) = 0;
+  // A finished turn in one transaction: the response inserted (with its input items) or
+  // updated, its output items replaced, and, when asked, the turn's items appended to its
+  // conversation. Either all of it is stored or none of it.
+  virtual Status record_turn(const TurnRecord& turn) = 0;
   virtual Result<std::optional<ResponseRecord>> find_response(std::string_view tenant,
                                                               std::string_view id) = 0;
   // Removes the response and its items; false when there was none.

@@ -152,4 +152,38 @@ Status apply_migrations(sqlite3* db, std::string_view module,
   return Status::success();
 }
 
+std::unique_ptr<WalCheckpointer> WalCheckpointer::attach(sqlite3* db, const std::string& path,
+                                                         std::string* error) {
+  if (path == ":memory:" || path.empty()) return nullptr;
+  auto connection = open_sqlite_database(path, error);
+  if (!connection) return nullptr;
+  return std::unique_ptr<WalCheckpointer>(new WalCheckpointer(db, std::move(connection)));
+}
+
+WalCheckpointer::WalCheckpointer(sqlite3* db, SqliteConnection connection)
+    : db_(db), connection_(std::move(connection)) {
+  // Replaces the connection's automatic checkpoints (SQLite implements those with this hook).
+  sqlite3_wal_hook(db_, &WalCheckpointer::on_commit, this);
+}
+
+WalCheckpointer::~WalCheckpointer() { sqlite3_wal_hook(db_, nullptr, nullptr); }
+
+int WalCheckpointer::on_commit(void* self, sqlite3*, const char*, int pages) {
+  static_cast<WalCheckpointer*>(self)->log_pages_.store(pages, std::memory_order_relaxed);
+  return SQLITE_OK;
+}
+
+void WalCheckpointer::checkpoint_if_due() {
+  if (log_pages_.load(std::memory_order_relaxed) < kPagesPerCheckpoint) return;
+  std::unique_lock lock(checkpointing_, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  if (log_pages_.load(std::memory_order_relaxed) < kPagesPerCheckpoint) return;
+  int log_frames = 0;
+  int copied = 0;
+  // A busy or partial checkpoint is fine: the next commit past the threshold tries again.
+  sqlite3_wal_checkpoint_v2(connection_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                            &copied);
+  if (copied == log_frames) log_pages_.store(0, std::memory_order_relaxed);
+}
+
 }  // namespace redline::store

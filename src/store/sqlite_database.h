@@ -10,7 +10,9 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,5 +41,53 @@ Status apply_migrations(sqlite3* db, std::string_view module,
 
 // The version recorded for `module`; 0 when it has none.
 Result<int> schema_version(sqlite3* db, std::string_view module);
+
+// Keeps write-ahead-log checkpoints off a store's write path. SQLite checkpoints automatically
+// inside the commit that takes the log past its threshold, while the store holds its lock, so
+// every other call waits for the checkpoint's fsyncs. Attached to a store's connection, this
+// replaces those automatic checkpoints: each commit reports the log's size here, and the store
+// calls checkpoint_if_due() once it has released its lock. One caller at a time checkpoints, on a
+// connection of its own, while the store goes on committing.
+class WalCheckpointer {
+ public:
+  // Hooks `db` (which must outlive this) and opens a second connection to `path`. Null for an
+  // in-memory database, which has no log, and on failure (with `*error` set).
+  static std::unique_ptr<WalCheckpointer> attach(sqlite3* db, const std::string& path,
+                                                 std::string* error);
+  ~WalCheckpointer();
+
+  // Copies the log into the database (PASSIVE: never waits for readers or writers) when it has
+  // grown past the threshold; returns at once when it has not, or when another caller is on it.
+  void checkpoint_if_due();
+
+ private:
+  WalCheckpointer(sqlite3* db, SqliteConnection connection);
+  static int on_commit(void* self, sqlite3* db, const char* schema, int pages);
+
+  // SQLite's own default: about 4 MB of 4 KiB pages.
+  static constexpr int kPagesPerCheckpoint = 1000;
+  sqlite3* db_;
+  std::atomic<int> log_pages_{0};
+  std::mutex checkpointing_;
+  SqliteConnection connection_;
+};
+
+// Holds a store's mutex for one call and, once it is released, runs a checkpoint the call made
+// due (when the store has a checkpointer).
+class StoreLock {
+ public:
+  StoreLock(std::mutex& mutex, WalCheckpointer* checkpointer)
+      : lock_(mutex), checkpointer_(checkpointer) {}
+  ~StoreLock() {
+    lock_.unlock();
+    if (checkpointer_ != nullptr) checkpointer_->checkpoint_if_due();
+  }
+  StoreLock(const StoreLock&) = delete;
+  StoreLock& operator=(const StoreLock&) = delete;
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  WalCheckpointer* checkpointer_;
+};
 
 }  // namespace redline::store

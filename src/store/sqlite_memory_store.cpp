@@ -210,6 +210,12 @@ class SqliteMemoryStore final : public MemoryStore {
  public:
   explicit SqliteMemoryStore(SqliteConnection db) : db_(std::move(db)) {}
 
+  // Takes the write-ahead log's checkpoints off this store's write path (see WalCheckpointer).
+  bool attach_checkpointer(const std::string& path, std::string* error) {
+    checkpointer_ = WalCheckpointer::attach(db_.get(), path, error);
+    return checkpointer_ != nullptr || path == ":memory:";
+  }
+
   // Prepares every fixed statement once; false and `*error` set when the schema doesn't match.
   bool prepare(std::string* error) {
     const CachedStatement statements[] = {
@@ -252,7 +258,7 @@ class SqliteMemoryStore final : public MemoryStore {
   // ---- pinned blocks
 
   Result<MemoryBlock> put_block(const MemoryBlock& block) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     StatementUse upsert(upsert_block_.get());
     upsert.bind(1, block.tenant);
     upsert.bind(2, block.id);
@@ -273,7 +279,7 @@ class SqliteMemoryStore final : public MemoryStore {
 
   Result<std::optional<MemoryBlock>> find_block(std::string_view tenant,
                                                 std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return find_owned(select_block_.get(), tenant, id, "cannot look up block", block_from_row);
   }
 
@@ -285,12 +291,12 @@ class SqliteMemoryStore final : public MemoryStore {
     query.add(
         " ORDER BY CASE WHEN scope_agent <> '' THEN 2 WHEN scope_user <> '' THEN 1 ELSE 0 END, "
         "scope_user, scope_agent, name");
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return select_rows(query, "cannot list blocks", block_from_row);
   }
 
   Result<bool> delete_block(std::string_view tenant, std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return delete_owned(delete_block_.get(), tenant, id, "cannot delete block");
   }
 
@@ -303,7 +309,7 @@ class SqliteMemoryStore final : public MemoryStore {
     added.record.superseded_by.clear();
     const std::string normalized = normalized_text(record.text);
 
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     Transaction transaction(db_.get(), transactions_);
     if (auto status = transaction.begin(Transaction::Kind::kWrite); !status) return status;
     auto duplicate = find_current_duplicate(record, normalized);
@@ -328,7 +334,7 @@ class SqliteMemoryStore final : public MemoryStore {
 
   Result<std::optional<MemoryRecord>> find_record(std::string_view tenant,
                                                   std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return find_owned(select_record_.get(), tenant, id, "cannot look up record", record_from_row);
   }
 
@@ -337,17 +343,17 @@ class SqliteMemoryStore final : public MemoryStore {
     // Text without a single word can match nothing; it must not turn into "no text condition".
     if (!query.text.empty() && match.empty()) return std::vector<ScoredRecord>();
     const auto sql = record_search(query, match);
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return select_rows(sql, "cannot search records", scored_record_from_row);
   }
 
   Result<bool> delete_record(std::string_view tenant, std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return delete_owned(delete_record_.get(), tenant, id, "cannot delete record");
   }
 
   Result<std::int64_t> purge_expired_records(std::int64_t now) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     StatementUse erase(delete_expired_records_.get());
     erase.bind(1, now);
     return erase.execute_counting("cannot purge expired records");
@@ -464,6 +470,7 @@ class SqliteMemoryStore final : public MemoryStore {
 
   std::mutex mutex_;
   SqliteConnection db_;  // declared before the statements: they must be finalized first
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // unhooks db_, so destroyed before it
   Statement upsert_block_, select_block_, delete_block_, insert_record_, select_record_,
       select_current_duplicate_, supersede_by_id_, supersede_by_subject_, delete_record_,
       delete_expired_records_;

@@ -190,6 +190,12 @@ class SqliteSessionStore final : public SessionStore {
  public:
   explicit SqliteSessionStore(SqliteConnection db) : db_(std::move(db)) {}
 
+  // Takes the write-ahead log's checkpoints off this store's write path (see WalCheckpointer).
+  bool attach_checkpointer(const std::string& path, std::string* error) {
+    checkpointer_ = WalCheckpointer::attach(db_.get(), path, error);
+    return checkpointer_ != nullptr || path == ":memory:";
+  }
+
   // Prepares every fixed statement once; false and `*error` set when the schema doesn't match.
   bool prepare(std::string* error) {
     const CachedStatement statements[] = {
@@ -245,28 +251,10 @@ class SqliteSessionStore final : public SessionStore {
 
   Status insert_response(const ResponseRecord& response,
                          const std::vector<SessionItem>& input_items) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     Transaction transaction(db_.get(), transactions_);
     if (auto status = transaction.begin(Transaction::Kind::kWrite); !status) return status;
-    {
-      StatementUse insert(insert_response_.get());
-      insert.bind(1, response.tenant);
-      insert.bind(2, response.id);
-      insert.bind(3, response.status);
-      insert.bind(4, response.previous_response_id);
-      insert.bind(5, response.conversation_id);
-      insert.bind(6, response.object_json);
-      insert.bind(7, response.vault_json);
-      insert.bind(8, std::int64_t{response.background});
-      insert.bind(9, response.created_at);
-      insert.bind(10, response.updated_at);
-      if (insert.step() != SQLITE_DONE) return insert_error(db_.get(), "response", response.id);
-    }
-    if (auto status =
-            append_items(append_input_item_.get(), response.tenant, response.id, input_items);
-        !status) {
-      return status;
-    }
+    if (auto status = insert_response_rows(response, input_items); !status) return status;
     return transaction.commit();
   }
 
@@ -274,59 +262,84 @@ class SqliteSessionStore final : public SessionStore {
                          std::string_view object_json, std::string_view vault_json,
                          const std::vector<SessionItem>& output_items,
                          std::int64_t updated_at) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     Transaction transaction(db_.get(), transactions_);
     if (auto begun = transaction.begin(Transaction::Kind::kWrite); !begun) return begun;
-    {
-      StatementUse update(update_response_.get());
-      update.bind(1, tenant);
-      update.bind(2, id);
-      update.bind(3, status);
-      update.bind(4, object_json);
-      update.bind(5, vault_json);
-      update.bind(6, updated_at);
-      auto updated = update.execute_changing("cannot update response");
-      if (!updated) return Status::error(updated.error());
-      if (!*updated) return Status::error("no response with id " + std::string(id));
+    if (auto updated =
+            update_response_rows(tenant, id, status, object_json, vault_json, updated_at);
+        !updated) {
+      return updated;
     }
-    if (auto cleared = clear_items(clear_output_items_.get(), tenant, id); !cleared) {
-      return cleared;
+    if (auto replaced = replace_output_items(tenant, id, output_items); !replaced) {
+      return replaced;
     }
-    if (auto appended = append_items(append_output_item_.get(), tenant, id, output_items);
-        !appended) {
-      return appended;
+    return transaction.commit();
+  }
+
+  Status record_turn(const TurnRecord& turn) override {
+    const ResponseRecord& response = turn.response;
+    StoreLock lock(mutex_, checkpointer_.get());
+    Transaction transaction(db_.get(), transactions_);
+    if (auto begun = transaction.begin(Transaction::Kind::kWrite); !begun) return begun;
+    if (turn.insert) {
+      if (auto inserted = insert_response_rows(response, turn.input_items); !inserted) {
+        return inserted;
+      }
+    } else if (auto updated = update_response_rows(response.tenant, response.id, response.status,
+                                                   response.object_json, response.vault_json,
+                                                   response.updated_at);
+               !updated) {
+      return updated;
+    }
+    if (auto replaced = replace_output_items(response.tenant, response.id, turn.output_items);
+        !replaced) {
+      return replaced;
+    }
+    if (turn.append_to_conversation) {
+      std::optional<std::string_view> vault;
+      if (!response.vault_json.empty()) vault = response.vault_json;
+      if (auto appended = append_to_conversation(response.tenant, response.conversation_id,
+                                                 turn.input_items, vault, response.updated_at);
+          !appended) {
+        return appended;
+      }
+      if (auto appended = append_items(append_conversation_item_.get(), response.tenant,
+                                       response.conversation_id, turn.output_items);
+          !appended) {
+        return appended;
+      }
     }
     return transaction.commit();
   }
 
   Result<std::optional<ResponseRecord>> find_response(std::string_view tenant,
                                                       std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return find_owned(select_response_.get(), tenant, id, "cannot look up response",
                       response_from_row);
   }
 
   Result<bool> delete_response(std::string_view tenant, std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return delete_owned(delete_response_.get(), tenant, id, "cannot delete response");
   }
 
   Result<ItemPage> response_input_items(std::string_view tenant, std::string_view id,
                                         const PageRequest& page) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return read_page(input_item_pages_, tenant, id, page);
   }
 
   Result<std::vector<SessionItem>> response_output_items(std::string_view tenant,
                                                          std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return read_all_items(all_output_items_.get(), tenant, id);
   }
 
   Result<std::vector<SessionItem>> response_chain_items(std::string_view tenant,
                                                         std::string_view id,
                                                         std::size_t max_depth) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     // One snapshot for the walk and the reads, so another process deleting a link midway
     // can't leave a response in the chain without its items.
     Transaction transaction(db_.get(), transactions_);
@@ -347,7 +360,7 @@ class SqliteSessionStore final : public SessionStore {
   }
 
   Result<std::vector<ResponseRecord>> unfinished_responses() override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     StatementUse select(select_unfinished_responses_.get());
     return select.all_rows("cannot list unfinished responses", response_from_row);
   }
@@ -356,7 +369,7 @@ class SqliteSessionStore final : public SessionStore {
 
   Status insert_conversation(const ConversationRecord& conversation,
                              const std::vector<SessionItem>& items) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     Transaction transaction(db_.get(), transactions_);
     if (auto status = transaction.begin(Transaction::Kind::kWrite); !status) return status;
     {
@@ -381,7 +394,7 @@ class SqliteSessionStore final : public SessionStore {
 
   Result<std::optional<ConversationRecord>> find_conversation(std::string_view tenant,
                                                               std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return find_owned(select_conversation_.get(), tenant, id, "cannot look up conversation",
                       conversation_from_row);
   }
@@ -389,7 +402,7 @@ class SqliteSessionStore final : public SessionStore {
   Status update_conversation_metadata(std::string_view tenant, std::string_view id,
                                       std::string_view metadata_json,
                                       std::int64_t updated_at) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     StatementUse update(update_conversation_metadata_.get());
     update.bind(1, tenant);
     update.bind(2, id);
@@ -399,7 +412,7 @@ class SqliteSessionStore final : public SessionStore {
   }
 
   Result<bool> delete_conversation(std::string_view tenant, std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return delete_owned(delete_conversation_.get(), tenant, id, "cannot delete conversation");
   }
 
@@ -407,26 +420,10 @@ class SqliteSessionStore final : public SessionStore {
                                    const std::vector<SessionItem>& items,
                                    std::optional<std::string_view> vault_json,
                                    std::int64_t updated_at) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     Transaction transaction(db_.get(), transactions_);
     if (auto status = transaction.begin(Transaction::Kind::kWrite); !status) return status;
-    {
-      StatementUse touch(touch_conversation_.get());
-      touch.bind(1, tenant);
-      touch.bind(2, id);
-      if (vault_json) {
-        touch.bind(3, *vault_json);
-      } else {
-        touch.bind_null(3);
-      }
-      touch.bind(4, updated_at);
-      if (auto status =
-              expect_conversation(touch.execute_changing("cannot update conversation"), id);
-          !status) {
-        return status;
-      }
-    }
-    if (auto status = append_items(append_conversation_item_.get(), tenant, id, items); !status) {
+    if (auto status = append_to_conversation(tenant, id, items, vault_json, updated_at); !status) {
       return status;
     }
     return transaction.commit();
@@ -434,20 +431,20 @@ class SqliteSessionStore final : public SessionStore {
 
   Result<ItemPage> conversation_items(std::string_view tenant, std::string_view id,
                                       const PageRequest& page) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return read_page(conversation_item_pages_, tenant, id, page);
   }
 
   Result<std::vector<SessionItem>> all_conversation_items(std::string_view tenant,
                                                           std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     return read_all_items(all_conversation_items_.get(), tenant, id);
   }
 
   Result<std::optional<SessionItem>> find_conversation_item(std::string_view tenant,
                                                             std::string_view conversation_id,
                                                             std::string_view item_id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     StatementUse select(select_conversation_item_.get());
     select.bind(1, tenant);
     select.bind(2, conversation_id);
@@ -457,7 +454,7 @@ class SqliteSessionStore final : public SessionStore {
 
   Result<bool> delete_conversation_item(std::string_view tenant, std::string_view conversation_id,
                                         std::string_view item_id) override {
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     StatementUse erase(delete_conversation_item_.get());
     erase.bind(1, tenant);
     erase.bind(2, conversation_id);
@@ -472,7 +469,7 @@ class SqliteSessionStore final : public SessionStore {
     for (const auto& rule : rules) {
       if (!rule.tenant.empty()) named_tenants.push_back(rule.tenant);
     }
-    std::lock_guard lock(mutex_);
+    StoreLock lock(mutex_, checkpointer_.get());
     Transaction transaction(db_.get(), transactions_);
     if (auto status = transaction.begin(Transaction::Kind::kWrite); !status) return status;
     // Prepared per purge: its shape depends on how many tenants the rules name, and purges are
@@ -500,6 +497,74 @@ class SqliteSessionStore final : public SessionStore {
   // Helpers: call with mutex_ held.
 
   // Inside a write transaction.
+  // The write steps below run inside a transaction their caller holds, with the mutex held.
+
+  Status insert_response_rows(const ResponseRecord& response,
+                              const std::vector<SessionItem>& input_items) {
+    {
+      StatementUse insert(insert_response_.get());
+      insert.bind(1, response.tenant);
+      insert.bind(2, response.id);
+      insert.bind(3, response.status);
+      insert.bind(4, response.previous_response_id);
+      insert.bind(5, response.conversation_id);
+      insert.bind(6, response.object_json);
+      insert.bind(7, response.vault_json);
+      insert.bind(8, std::int64_t{response.background});
+      insert.bind(9, response.created_at);
+      insert.bind(10, response.updated_at);
+      if (insert.step() != SQLITE_DONE) return insert_error(db_.get(), "response", response.id);
+    }
+    return append_items(append_input_item_.get(), response.tenant, response.id, input_items);
+  }
+
+  Status update_response_rows(std::string_view tenant, std::string_view id,
+                              std::string_view status, std::string_view object_json,
+                              std::string_view vault_json, std::int64_t updated_at) {
+    StatementUse update(update_response_.get());
+    update.bind(1, tenant);
+    update.bind(2, id);
+    update.bind(3, status);
+    update.bind(4, object_json);
+    update.bind(5, vault_json);
+    update.bind(6, updated_at);
+    auto updated = update.execute_changing("cannot update response");
+    if (!updated) return Status::error(updated.error());
+    if (!*updated) return Status::error("no response with id " + std::string(id));
+    return Status::success();
+  }
+
+  Status replace_output_items(std::string_view tenant, std::string_view id,
+                              const std::vector<SessionItem>& output_items) {
+    if (auto cleared = clear_items(clear_output_items_.get(), tenant, id); !cleared) {
+      return cleared;
+    }
+    return append_items(append_output_item_.get(), tenant, id, output_items);
+  }
+
+  Status append_to_conversation(std::string_view tenant, std::string_view id,
+                                const std::vector<SessionItem>& items,
+                                std::optional<std::string_view> vault_json,
+                                std::int64_t updated_at) {
+    {
+      StatementUse touch(touch_conversation_.get());
+      touch.bind(1, tenant);
+      touch.bind(2, id);
+      if (vault_json) {
+        touch.bind(3, *vault_json);
+      } else {
+        touch.bind_null(3);
+      }
+      touch.bind(4, updated_at);
+      if (auto status =
+              expect_conversation(touch.execute_changing("cannot update conversation"), id);
+          !status) {
+        return status;
+      }
+    }
+    return append_items(append_conversation_item_.get(), tenant, id, items);
+  }
+
   Status append_items(sqlite3_stmt* append, std::string_view tenant, std::string_view owner,
                       const std::vector<SessionItem>& items) {
     for (const auto& item : items) {
@@ -603,6 +668,7 @@ class SqliteSessionStore final : public SessionStore {
 
   std::mutex mutex_;
   SqliteConnection db_;  // declared before the statements: they must be finalized first
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // unhooks db_, so destroyed before it
   Statement insert_response_, update_response_, select_response_, select_previous_response_id_,
       delete_response_, select_unfinished_responses_, append_input_item_, all_input_items_,
       append_output_item_, all_output_items_, clear_output_items_, insert_conversation_,

@@ -247,7 +247,8 @@ class Transaction {
 
 // The body of every open_sqlite_*_store: opens `path`, brings `module`'s schema up to date and
 // prepares the store's statements. `Store` is constructed from the connection and has
-// `bool prepare(std::string* error)`. Null and `*error` set on failure.
+// `bool prepare(std::string* error)`, and `bool attach_checkpointer(path, error)` when it is
+// written on the request path. Null and `*error` set on failure.
 template <typename Store>
 std::unique_ptr<Store> open_prepared_store(const std::string& path, std::string_view module,
                                            const std::vector<std::string_view>& schema,
@@ -260,6 +261,10 @@ std::unique_ptr<Store> open_prepared_store(const std::string& path, std::string_
   }
   auto store = std::make_unique<Store>(std::move(db));
   if (!store->prepare(error)) return nullptr;
+  // Stores written on the request path keep checkpoints off it.
+  if constexpr (requires { store->attach_checkpointer(path, error); }) {
+    if (!store->attach_checkpointer(path, error)) return nullptr;
+  }
   return store;
 }
 

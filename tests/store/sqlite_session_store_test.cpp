@@ -610,6 +610,80 @@ TEST(SqliteSessionStore, PurgeAppliesEachTenantsRuleAndKeepsUnfinishedResponses)
   EXPECT_TRUE(conversation_exists("gamma", "conv_800"));
 }
 
+TEST(SqliteSessionStore, RecordTurnStoresAResponseAndItsConversationItemsTogether) {
+  auto store = open_or_fail(":memory:");
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->insert_conversation(conversation("conv_1"), items({"msg_0"})));
+  TurnRecord turn;
+  turn.response = response("resp_1");
+  turn.response.conversation_id = "conv_1";
+  turn.response.vault_json = R"([["EMAIL","a@example.com"]])";
+  turn.response.updated_at = kT0 + 5;
+  turn.input_items = items({"msg_1"});
+  turn.output_items = items({"msg_2", "fc_3"});
+  turn.append_to_conversation = true;
+  ASSERT_TRUE(store->record_turn(turn));
+
+  EXPECT_EQ(ids_of(store->response_input_items("acme", "resp_1", page(10, true))->items),
+            (std::vector<std::string>{"msg_1"}));
+  EXPECT_EQ(ids_of(*store->response_output_items("acme", "resp_1")),
+            (std::vector<std::string>{"msg_2", "fc_3"}));
+  EXPECT_EQ(ids_of(*store->all_conversation_items("acme", "conv_1")),
+            (std::vector<std::string>{"msg_0", "msg_1", "msg_2", "fc_3"}));
+  const auto stored = store->find_conversation("acme", "conv_1");
+  EXPECT_EQ((*stored)->vault_json, R"([["EMAIL","a@example.com"]])");
+  EXPECT_EQ((*stored)->updated_at, kT0 + 5);
+
+  // A background response stored at creation is updated, its input not written twice.
+  auto queued = response("resp_2");
+  queued.status = "queued";
+  ASSERT_TRUE(store->insert_response(queued, items({"msg_4"})));
+  TurnRecord finished;
+  finished.response = response("resp_2");
+  finished.response.status = "completed";
+  finished.insert = false;
+  finished.input_items = items({"msg_4"});
+  finished.output_items = items({"msg_5"});
+  ASSERT_TRUE(store->record_turn(finished));
+  EXPECT_EQ((*store->find_response("acme", "resp_2"))->status, "completed");
+  EXPECT_EQ(ids_of(store->response_input_items("acme", "resp_2", page(10, true))->items),
+            (std::vector<std::string>{"msg_4"}));
+  EXPECT_EQ(ids_of(*store->response_output_items("acme", "resp_2")),
+            (std::vector<std::string>{"msg_5"}));
+}
+
+TEST(SqliteSessionStore, RecordTurnStoresNothingWhenAnyPartFails) {
+  auto store = open_or_fail(":memory:");
+  ASSERT_TRUE(store);
+  TurnRecord turn;
+  turn.response = response("resp_1");
+  turn.response.conversation_id = "conv_gone";
+  turn.input_items = items({"msg_1"});
+  turn.output_items = items({"msg_2"});
+  turn.append_to_conversation = true;
+  EXPECT_FALSE(store->record_turn(turn));
+  EXPECT_FALSE(store->find_response("acme", "resp_1")->has_value());
+  EXPECT_TRUE(store->response_output_items("acme", "resp_1")->empty());
+}
+
+TEST(SqliteSessionStore, TheWriteAheadLogIsCheckpointedOffTheWritePathAndStaysBounded) {
+  TempDir dir;
+  const std::string path = dir.file("sessions.db");
+  auto store = open_or_fail(path);
+  ASSERT_TRUE(store);
+  // About 24 MB of responses, six times the checkpoint threshold.
+  const std::string payload(8000, 'x');
+  for (int i = 0; i < 3000; ++i) {
+    auto record = response("resp_" + std::to_string(i));
+    record.object_json = payload;
+    ASSERT_TRUE(store->insert_response(record, {}));
+  }
+  const auto wal = std::filesystem::file_size(path + "-wal");
+  const auto database = std::filesystem::file_size(path);
+  EXPECT_LT(wal, 12u << 20) << "the log grew without being checkpointed";
+  EXPECT_GT(database, 16u << 20) << "the responses never reached the database file";
+}
+
 TEST(SqliteSessionStore, ReopenKeepsEverythingAndSharesTheFile) {
   TempDir dir;
   const auto path = dir.file("redline.db");
