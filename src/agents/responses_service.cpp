@@ -632,7 +632,7 @@ asio::awaitable<int> ResponsesService::run_turn(std::shared_ptr<Turn> turn,
     gateway::ModelCall model_call;
     model_call.origin = &turn->origin;
     model_call.body = build_chat_body(call, context_items, memory.text, streamed);
-    model_call.route = "responses";
+    model_call.route = "responses.model";
     model_call.label_floor = memory.label_floor;
     model_call.sink = sink ? &*sink : nullptr;
     model_call.vault = &vault;
@@ -678,43 +678,22 @@ asio::awaitable<int> ResponsesService::run_turn(std::shared_ptr<Turn> turn,
   const bool client_saw_response = call.background || (sink && sink->started());
   const std::int64_t now = clock_->unix_seconds();
   if (call.store && (completed || client_saw_response)) {
-    const std::string object_text = json::serialize(object);
-    const std::string vault_text = vault_to_json(vault);
-    const auto output_items = to_session_items(state.output, now);
-    const auto stored = co_await blocking_.run([&]() -> store::Status {
-      if (!turn->inserted) {
-        store::ResponseRecord record{turn->id,
-                                     tenant,
-                                     state.status,
-                                     call.previous_response_id,
-                                     call.conversation_id,
-                                     object_text,
-                                     vault_text,
-                                     call.background,
-                                     turn->created_at,
-                                     now};
-        if (auto inserted =
-                store_->insert_response(record, to_session_items(call.input, turn->created_at));
-            !inserted) {
-          return inserted;
-        }
-      }
-      if (auto updated = store_->update_response(tenant, turn->id, state.status, object_text,
-                                                 vault_text, output_items, now);
-          !updated) {
-        return updated;
-      }
-      if (completed && !call.conversation_id.empty()) {
-        auto items = to_session_items(call.input, now);
-        items.insert(items.end(), output_items.begin(), output_items.end());
-        return store_->append_conversation_items(tenant, call.conversation_id, items,
-                                                 vault_text.empty()
-                                                     ? std::optional<std::string_view>()
-                                                     : std::optional<std::string_view>(vault_text),
-                                                 now);
-      }
-      return store::Status::success();
-    });
+    store::TurnRecord record;
+    record.response = {turn->id,
+                       tenant,
+                       state.status,
+                       call.previous_response_id,
+                       call.conversation_id,
+                       json::serialize(object),
+                       vault_to_json(vault),
+                       call.background,
+                       turn->created_at,
+                       now};
+    record.insert = !turn->inserted;
+    record.input_items = to_session_items(call.input, turn->created_at);
+    record.output_items = to_session_items(state.output, now);
+    record.append_to_conversation = completed && !call.conversation_id.empty();
+    const auto stored = co_await blocking_.run([&] { return store_->record_turn(record); });
     if (!stored) {
       // Also the expected end of a response deleted while it ran.
       spdlog::warn("responses: cannot store {}: {}", turn->id, stored.message);
