@@ -177,12 +177,14 @@ void WalCheckpointer::checkpoint_if_due() {
   if (log_pages_.load(std::memory_order_relaxed) < kPagesPerCheckpoint) return;
   std::unique_lock lock(checkpointing_, std::try_to_lock);
   if (!lock.owns_lock()) return;
-  if (log_pages_.load(std::memory_order_relaxed) < kPagesPerCheckpoint) return;
+  const int pages = log_pages_.load(std::memory_order_relaxed);
+  if (pages < kPagesPerCheckpoint) return;
+  const int mode =
+      pages >= kPagesBeforeRestart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
   int log_frames = 0;
   int copied = 0;
   // A busy or partial checkpoint is fine: the next commit past the threshold tries again.
-  sqlite3_wal_checkpoint_v2(connection_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-                            &copied);
+  sqlite3_wal_checkpoint_v2(connection_.get(), nullptr, mode, &log_frames, &copied);
   if (copied == log_frames) log_pages_.store(0, std::memory_order_relaxed);
 }
 

@@ -56,8 +56,12 @@ class WalCheckpointer {
                                                  std::string* error);
   ~WalCheckpointer();
 
-  // Copies the log into the database (PASSIVE: never waits for readers or writers) when it has
-  // grown past the threshold; returns at once when it has not, or when another caller is on it.
+  // Copies the log into the database when it has grown past the threshold; returns at once
+  // when it has not, or when another caller is on it. The copy is PASSIVE (it never waits for
+  // the store's writers), which under steady writes never catches the log's end, and the log is
+  // only reused from its start once a checkpoint has: so when the log is much larger still, a
+  // RESTART checkpoint holds writers back briefly (most of the log is copied already) and the
+  // log starts over.
   void checkpoint_if_due();
 
  private:
@@ -66,6 +70,8 @@ class WalCheckpointer {
 
   // SQLite's own default: about 4 MB of 4 KiB pages.
   static constexpr int kPagesPerCheckpoint = 1000;
+  // About 16 MB; the log reaches about twice that under steady writes while a checkpoint runs.
+  static constexpr int kPagesBeforeRestart = 4000;
   sqlite3* db_;
   std::atomic<int> log_pages_{0};
   std::mutex checkpointing_;
