@@ -122,7 +122,7 @@ std::optional<ApiError> read_model(od::value& value, std::string& model) {
 
 // Message content: a string, null, or an array of parts whose text parts count.
 std::optional<ApiError> read_content(od::value& value, ChatRequest& request,
-                                     std::uint64_t& content_hash) {
+                                     std::uint64_t& content_hash, std::string& message_text) {
   od::json_type type;
   if (value.type().get(type)) return invalid_json();
   if (type == od::json_type::null) return std::nullopt;
@@ -131,6 +131,7 @@ std::optional<ApiError> read_content(od::value& value, ChatRequest& request,
     if (value.get_string().get(text)) return invalid_json();
     content_hash = hash_bytes(text, content_hash);
     request.prompt_chars += text.size();
+    message_text.append(text);
     if (text.starts_with(kEchoPrefix)) request.echo = std::string(text.substr(kEchoPrefix.size()));
     if (text.starts_with(kReverseEchoPrefix)) {
       request.echo = reversed_characters(text.substr(kReverseEchoPrefix.size()));
@@ -158,6 +159,7 @@ std::optional<ApiError> read_content(od::value& value, ChatRequest& request,
         }
         content_hash = hash_bytes(text, content_hash);
         request.prompt_chars += text.size();
+        message_text.append(text);
       }
     }
   }
@@ -180,6 +182,7 @@ std::optional<ApiError> read_messages(od::value& value, ChatRequest& request) {
     std::string_view role;
     std::uint64_t content_hash = kHashStart;
     std::uint64_t tool_call_id_hash = kHashStart;
+    std::string text;
     for (auto field_result : message) {
       od::field field;
       std::string_view key;
@@ -191,7 +194,7 @@ std::optional<ApiError> read_messages(od::value& value, ChatRequest& request) {
           return bad_request("message role must be a string", "messages");
         }
       } else if (key == "content") {
-        if (auto error = read_content(field.value(), request, content_hash)) return error;
+        if (auto error = read_content(field.value(), request, content_hash, text)) return error;
       } else if (key == "tool_call_id") {
         std::string_view id;
         if (field.value().get_string().get(id)) {
@@ -205,6 +208,11 @@ std::optional<ApiError> read_messages(od::value& value, ChatRequest& request) {
     request.input_hash = mix64(request.input_hash ^ tool_call_id_hash);
     if (role.empty()) return bad_request("each message needs a role", "messages");
     request.last_message_is_tool = role == "tool" || role == "function";
+    if (role == "user") request.tool_results = 0;
+    if (request.last_message_is_tool) {
+      ++request.tool_results;
+      request.last_tool_result = text.substr(0, 200);
+    }
     ++count;
   }
   if (count == 0) return bad_request("messages must not be empty", "messages");
@@ -696,7 +704,8 @@ Parsed<Generation> generate_chat(const ChatRequest& request, const ModelProfile&
   Choice& choice = generation.choices.emplace_back();
 
   std::optional<FunctionTool> tool;
-  if (!request.tools.empty() && !request.tool_choice_none && !request.last_message_is_tool) {
+  if (!request.tools.empty() && !request.tool_choice_none &&
+      request.tool_results < profile.tool_rounds) {
     for (const auto& candidate : request.tools) {
       auto function = function_tool(candidate);
       if (!function) continue;
@@ -748,6 +757,13 @@ Parsed<Generation> generate_chat(const ChatRequest& request, const ModelProfile&
     end_piece(choice);
     choice.finish_reason = "stop";
   } else {
+    if (profile.cite_tool_results && request.tool_results > 0) {
+      // "Found: <first line>" as one piece, then the usual words.
+      const std::string_view first = std::string_view(request.last_tool_result)
+                                         .substr(0, request.last_tool_result.find('\n'));
+      choice.text = "Found: " + std::string(first) + ". ";
+      end_piece(choice);
+    }
     generate_text(choice, prng, limit, profile.output_tokens);
   }
   generation.completion_tokens = choice.tokens();

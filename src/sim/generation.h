@@ -36,6 +36,8 @@ struct ChatRequest {
   std::uint64_t input_hash = 0;   // over every message's role, content and tool_call_id
   std::size_t prompt_chars = 0;   // characters of every message content
   bool last_message_is_tool = false;
+  int tool_results = 0;          // tool results after the last user message
+  std::string last_tool_result;  // the last tool result's text (its first 200 bytes)
   OutputFormat format = OutputFormat::kText;
   boost::json::value schema;  // response_format.json_schema.schema (null if none)
   boost::json::array tools;   // as sent
@@ -94,9 +96,12 @@ struct Generation {
 // - response_format json_object / json_schema: always a complete JSON object ({"answer": ...},
 //   or the schema's required properties filled with values of their types); max_tokens bounds
 //   its words but never makes it invalid, so finish_reason is "stop".
-// - tools given, tool_choice not "none" and the last message not a tool result: a call of the
-//   tool named by tool_choice, else of the first function tool, its arguments a JSON object
-//   with every required parameter; finish_reason "tool_calls".
+// - tools given, tool_choice not "none" and fewer tool results after the last user message than
+//   the profile's tool_rounds (1: the last message is not a tool result): a call of the tool
+//   named by tool_choice, else of the first function tool, its arguments a JSON object with
+//   every required parameter; finish_reason "tool_calls".
+// - after tool results, with cite_tool_results: the answer starts "Found: <first line of the
+//   last tool result>".
 // - a message starting with "echo: " (see ChatRequest::echo): its text back, in small pieces.
 // Fails (400) only when tool_choice names a function that is not in tools.
 Parsed<Generation> generate_chat(const ChatRequest& request, const ModelProfile& profile,

@@ -184,7 +184,8 @@ std::optional<ModelProfile> read_model(ConfigReader& reader, const toml::table& 
   std::size_t errors_before = reader.errors().size();
   reader.reject_unknown_keys(table, prefix,
                              {"name", "ttft_ms", "tokens_per_second", "max_concurrency",
-                              "queue_size", "output_tokens", "embedding_dimensions", "failures"});
+                              "queue_size", "output_tokens", "embedding_dimensions", "tool_rounds",
+                              "cite_tool_results", "failures"});
   ModelProfile model;
   if (auto name = reader.read_string(table, prefix, "name")) {
     model.name = *name;
@@ -207,6 +208,17 @@ std::optional<ModelProfile> read_model(ConfigReader& reader, const toml::table& 
   }
   if (auto v = reader.read_int(table, prefix, "embedding_dimensions", 1, 65536)) {
     model.embedding_dimensions = static_cast<int>(*v);
+  }
+  if (auto v = reader.read_int(table, prefix, "tool_rounds", 1, 1000)) {
+    model.tool_rounds = static_cast<int>(*v);
+  }
+  if (const toml::node* cite = table.get("cite_tool_results")) {
+    if (const auto* value = cite->as_boolean()) {
+      model.cite_tool_results = value->get();
+    } else {
+      reader.error(cite->source(), ConfigReader::qualified(prefix, "cite_tool_results"),
+                   "must be true or false");
+    }
   }
   if (const toml::table* failures = reader.read_table(table, prefix, "failures")) {
     read_failures(reader, *failures, ConfigReader::qualified(prefix, "failures"), model.failures);

@@ -35,6 +35,12 @@ struct ModelProfile {
   // the answer to that many tokens with finish_reason "length".
   int output_tokens = 16;
   int embedding_dimensions = 8;  // a request's `dimensions` overrides it
+  // With tools, the model keeps calling one until the conversation holds this many tool results
+  // after its last user message (an agent's multi-step tool loop); then it answers.
+  int tool_rounds = 1;
+  // An answer given after tool results starts with the first line of the last one ("Found:
+  // ..."), so a grader can check the answer used what the tools returned.
+  bool cite_tool_results = false;
   FailureRates failures;
 };
 

@@ -206,6 +206,36 @@ TEST(GenerationTest, AnswersInTextAfterAToolResult) {
   EXPECT_FALSE(choice["message"].as_object().contains("tool_calls"));
 }
 
+TEST(GenerationTest, ToolRoundsKeepCallingToolsUntilThatManyResultsThenCiteTheLast) {
+  const std::string turn =
+      R"(,{"role":"assistant","content":null,"tool_calls":[{"id":"call_%","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_%","content":"sunny in Porto\nsecond line"})";
+  auto rounds = [&](int results) {
+    std::string history;
+    for (int i = 0; i < results; ++i) history += turn;
+    return history;
+  };
+  ModelProfile three = profile();
+  three.tool_rounds = 3;
+  three.cite_tool_results = true;
+  auto generate = [&](const std::string& body) {
+    Parsed<ChatRequest> parsed = parse_chat_request(body);
+    EXPECT_FALSE(parsed.error);
+    return generate_chat(parsed.request, three, 42).request.choices.at(0);
+  };
+  EXPECT_EQ(generate(tool_request("", rounds(0))).finish_reason, "tool_calls");
+  EXPECT_EQ(generate(tool_request("", rounds(2))).finish_reason, "tool_calls");
+  const Choice answer = generate(tool_request("", rounds(3)));
+  EXPECT_EQ(answer.finish_reason, "stop");
+  EXPECT_THAT(answer.text, StartsWith("Found: sunny in Porto. "));
+  // A new user message starts a new round of tool calls.
+  EXPECT_EQ(generate(tool_request("", rounds(3) + R"(,{"role":"user","content":"and now?"})"))
+                .finish_reason,
+            "tool_calls");
+  // Without cite_tool_results the answer does not quote the tools.
+  EXPECT_THAT(chat(tool_request("", rounds(1))).choices.at(0).text,
+              ::testing::Not(HasSubstr("Found:")));
+}
+
 TEST(GenerationTest, InvalidChatRequestsAre400WithParam) {
   struct Case {
     std::string_view body;

@@ -26,6 +26,8 @@ max_concurrency = 32
 queue_size = 256
 output_tokens = 24
 embedding_dimensions = 16
+tool_rounds = 4
+cite_tool_results = true
 [models.failures]
 error_5xx = 0.01
 rate_limit_429 = 0.02
@@ -57,6 +59,8 @@ TEST(SimConfigTest, ReadsEveryField) {
   EXPECT_EQ(any.queue_size, 256);
   EXPECT_EQ(any.output_tokens, 24);
   EXPECT_EQ(any.embedding_dimensions, 16);
+  EXPECT_EQ(any.tool_rounds, 4);
+  EXPECT_TRUE(any.cite_tool_results);
   EXPECT_DOUBLE_EQ(any.failures.error_5xx, 0.01);
   EXPECT_DOUBLE_EQ(any.failures.rate_limit_429, 0.02);
   EXPECT_EQ(any.failures.retry_after_s, 3);
@@ -67,6 +71,8 @@ TEST(SimConfigTest, ReadsEveryField) {
   EXPECT_DOUBLE_EQ(small.ttft.stddev_ms, 0);
   EXPECT_EQ(small.output_tokens, 16);
   EXPECT_EQ(small.max_concurrency, 0);
+  EXPECT_EQ(small.tool_rounds, 1);
+  EXPECT_FALSE(small.cite_tool_results);
 }
 
 TEST(SimConfigTest, DefaultsWithoutSimTable) {
