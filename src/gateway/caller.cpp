@@ -43,7 +43,26 @@ CallerResult identify_caller(const net::HttpRequest& request, quota::ApiKeyServi
     result.error = unauthorized("API keys are not enabled on this gateway.", "invalid_api_key");
     return result;
   }
-  const quota::AuthResult auth = keys->authenticate(presented);
+  return caller_from(keys->authenticate(presented), lattice);
+}
+
+CallerResult resume_caller(std::string_view key_id, quota::ApiKeyService* keys,
+                           const policy::LabelLattice& lattice) {
+  if (key_id.empty()) {
+    CallerResult result;
+    result.caller = Caller{std::string(kAnonymousTenant), "", {}, lattice.top(), {}};
+    return result;
+  }
+  if (keys == nullptr) {
+    CallerResult result;
+    result.error = unauthorized("API keys are not enabled on this gateway.", "invalid_api_key");
+    return result;
+  }
+  return caller_from(keys->resume(key_id), lattice);
+}
+
+CallerResult caller_from(const quota::AuthResult& auth, const policy::LabelLattice& lattice) {
+  CallerResult result;
   if (!auth.key) {
     switch (auth.failure) {
       case quota::AuthFailure::kRevoked:

@@ -13,7 +13,8 @@
 
 namespace redline::quota {
 class ApiKeyService;
-}
+struct AuthResult;
+}  // namespace redline::quota
 
 namespace redline::gateway {
 
@@ -39,6 +40,15 @@ inline constexpr std::string_view kAnonymousTenant = "anonymous";
 // checked, even when keys are optional.
 CallerResult identify_caller(const net::HttpRequest& request, quota::ApiKeyService* keys,
                              const policy::LabelLattice& lattice, bool key_required);
+
+// The caller a key id stands for, for work Redline resumes on that key's behalf without its
+// secret (a durable agent run after a restart): "" is the anonymous caller. A key revoked or
+// expired since fails like a presented one.
+CallerResult resume_caller(std::string_view key_id, quota::ApiKeyService* keys,
+                           const policy::LabelLattice& lattice);
+
+// The caller an authentication result stands for, or the error it answers.
+CallerResult caller_from(const quota::AuthResult& auth, const policy::LabelLattice& lattice);
 
 // Checks the labels a new key is given: each must parse ("" means the lattice's bottom for the
 // default, its top for the maximum) and the default must not be above the maximum. Returns the

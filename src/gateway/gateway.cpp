@@ -352,8 +352,12 @@ asio::awaitable<void> Gateway::proxy(ApiKind kind, net::HttpRequest& request,
   context.audited = true;
   if (accounting_.audit() != nullptr) context.request_sha256 = audit::sha256_hex(request.body);
 
-  CallerResult identified =
-      identify_caller(request, keys_.get(), lattice, table->config().auth.required);
+  CallerResult identified;
+  if (context.caller) {
+    identified.caller = context.caller;
+  } else {
+    identified = identify_caller(request, keys_.get(), lattice, table->config().auth.required);
+  }
   if (!identified.caller) {
     context.decision = "unauthenticated";
     co_await respond_error(writer, context, std::move(identified.error));

@@ -12,6 +12,7 @@
 #include "gateway/access_log.h"
 #include "gateway/accounting.h"
 #include "gateway/approvals.h"
+#include "gateway/caller.h"
 #include "gateway/metrics.h"
 #include "gateway/request_parse.h"
 #include "gateway/routing_table.h"
@@ -60,6 +61,9 @@ struct RequestContext {
   double cost_usd = 0;
   std::string request_sha256;
   std::string response_sha256;
+  // Who the call is for, when Redline established it already (a durable run resuming under its
+  // key): the request's own credentials are then not read.
+  std::optional<Caller> caller;
   // Placeholders that must stay stable beyond this request (a conversation's, across its turns):
   // redaction takes and adds placeholders here instead of in a vault of its own. Null for a
   // plain request.

@@ -195,6 +195,7 @@ asio::awaitable<ModelCallResult> call_model(Gateway& gateway, ModelCall call) {
   if (context.request_id.empty()) context.request_id = new_request_id();
   context.route = call.route;
   context.session_vault = call.vault;
+  context.caller = std::move(call.caller);
 
   CapturingWriter writer(result, call.sink, call.cancellation);
   writer.arm(co_await asio::this_coro::executor);
@@ -211,6 +212,7 @@ asio::awaitable<ModelCallResult> call_model(Gateway& gateway, ModelCall call) {
   result.backend = context.backend;
   result.tokens_in = context.tokens_in;
   result.tokens_out = context.tokens_out;
+  result.cost_usd = context.cost_usd;
   if (context.status == 499 || writer.client_gone()) {
     result.status = 499;
     result.error = make_error(499, "The call was cancelled.", "", "cancelled");

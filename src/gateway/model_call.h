@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "common/openai_error.h"
+#include "gateway/caller.h"
 #include "net/http_message.h"
 
 namespace redline::policy {
@@ -62,6 +63,9 @@ struct ModelCall {
   // The client request the call is made for: its credentials (Authorization, x-api-key), its
   // X-Redline-Classification and its x-request-id are carried over.
   const net::HttpRequest* origin = nullptr;
+  // Who the call is for, when established already (a run resuming under its key); then the
+  // origin's credentials are not read.
+  std::optional<Caller> caller;
   std::string body;        // a chat completions request body
   std::string_view route;  // the route label in metrics and the access log ("responses")
   // Raises the call's classification to at least this label text ("" = no floor), e.g. the label
@@ -83,6 +87,7 @@ struct ModelCallResult {
   std::string backend;            // who answered
   long tokens_in = 0;
   long tokens_out = 0;
+  double cost_usd = 0;  // what the serving backend charges for it
 };
 
 // Runs one model call through `gateway`, settles it (usage, budgets, metrics, access log, audit)

@@ -117,13 +117,13 @@ bool valid_tenant_name(std::string_view name) {
   return true;
 }
 
+}  // namespace
+
 // A key record with its hash decoded once, so each authentication compares raw bytes.
-struct KnownKey {
+struct ApiKeyService::KnownKey {
   store::ApiKeyRecord record;
   std::optional<Digest> secret_hash;  // nullopt when the stored hash is corrupt: nothing matches
 };
-
-}  // namespace
 
 // Key id → record, for at most `ttl`. Sharded so concurrent requests for different keys rarely
 // meet on one mutex, and each lock covers only a map look-up and a shared_ptr copy. Absent ids
@@ -327,15 +327,39 @@ AuthResult ApiKeyService::authenticate(std::string_view presented) {
     result.failure = AuthFailure::kMalformed;
     return result;
   }
+  auto known = lookup(*id, result.failure);
+  if (result.failure == AuthFailure::kUnavailable) return result;
+  const Digest digest = sha256_of(presented);
+  if (!known || !known->secret_hash ||
+      CRYPTO_memcmp(digest.data(), known->secret_hash->data(), digest.size()) != 0) {
+    result.failure = AuthFailure::kUnknown;
+    return result;
+  }
+  // Only a holder of the secret learns that the key was revoked or has expired.
+  return checked(std::move(known));
+}
 
+AuthResult ApiKeyService::resume(std::string_view key_id) {
+  AuthResult result;
+  auto known = lookup(key_id, result.failure);
+  if (result.failure == AuthFailure::kUnavailable) return result;
+  if (!known) {
+    result.failure = AuthFailure::kUnknown;
+    return result;
+  }
+  return checked(std::move(known));
+}
+
+std::shared_ptr<const ApiKeyService::KnownKey> ApiKeyService::lookup(std::string_view id,
+                                                                     AuthFailure& failure) {
   const auto now = clock_->monotonic();
   std::uint64_t generation = 0;
-  auto entry = cache_->get(*id, now, &generation);
+  auto entry = cache_->get(id, now, &generation);
   if (!entry) {
-    auto found = store_->find_key(*id);
+    auto found = store_->find_key(id);
     if (!found) {
-      result.failure = AuthFailure::kUnavailable;
-      return result;
+      failure = AuthFailure::kUnavailable;
+      return nullptr;
     }
     entry.emplace();
     entry->loaded_at = now;
@@ -345,17 +369,13 @@ AuthResult ApiKeyService::authenticate(std::string_view presented) {
       known->record = std::move(**found);
       entry->key = std::move(known);
     }
-    cache_->put(*id, *entry, generation);
+    cache_->put(id, *entry, generation);
   }
+  return entry->key;
+}
 
-  const auto& known = entry->key;
-  const Digest digest = sha256_of(presented);
-  if (!known || !known->secret_hash ||
-      CRYPTO_memcmp(digest.data(), known->secret_hash->data(), digest.size()) != 0) {
-    result.failure = AuthFailure::kUnknown;
-    return result;
-  }
-  // Only a holder of the secret learns that the key was revoked or has expired.
+AuthResult ApiKeyService::checked(std::shared_ptr<const KnownKey> known) {
+  AuthResult result;
   if (known->record.revoked_at) {
     result.failure = AuthFailure::kRevoked;
     return result;

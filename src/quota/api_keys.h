@@ -79,6 +79,12 @@ class ApiKeyService {
   // a constant-time compare. The presented key is not logged or kept.
   AuthResult authenticate(std::string_view presented_key);
 
+  // The key with this id, checked like authenticate() checks a presented key except for the
+  // secret, which Redline never keeps: for work it resumes on a key's behalf after the request
+  // that started it is gone (a durable agent run after a restart). A key revoked or expired
+  // since fails here too.
+  AuthResult resume(std::string_view key_id);
+
   // Revokes in the store and forgets the cached record at once, so this replica refuses the key
   // from the moment this returns. Unknown id → error.
   store::Status revoke(std::string_view id);
@@ -87,6 +93,11 @@ class ApiKeyService {
 
  private:
   class Cache;
+  struct KnownKey;
+  // The cached record of a key id (loaded from the store on a miss); null when unknown.
+  std::shared_ptr<const KnownKey> lookup(std::string_view id, AuthFailure& failure);
+  // Fails a key that is revoked or expired.
+  AuthResult checked(std::shared_ptr<const KnownKey> known);
 
   std::shared_ptr<store::KeyStore> store_;
   std::shared_ptr<const Clock> clock_;

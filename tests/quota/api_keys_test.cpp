@@ -238,6 +238,25 @@ TEST_F(ApiKeyServiceTest, ExpiryFollowsTheInjectedClock) {
   EXPECT_EQ(service_.authenticate(forged).failure, AuthFailure::kUnknown);
 }
 
+TEST_F(ApiKeyServiceTest, ResumeChecksAKeyByIdWithoutItsSecret) {
+  KeyRequest request;
+  request.expires_at = clock_->unix_seconds() + 60;
+  const auto created = create_key(request);
+  auto resumed = service_.resume(created.record.id);
+  ASSERT_TRUE(resumed.ok()) << to_string(resumed.failure);
+  EXPECT_EQ(resumed.key->tenant, "acme");
+  EXPECT_EQ(service_.resume("k_ffffffffffff").failure, AuthFailure::kUnknown);
+
+  // A key revoked or expired since the work began stops it.
+  clock_->advance(60s);
+  EXPECT_EQ(service_.resume(created.record.id).failure, AuthFailure::kExpired);
+  const auto other = create_key();
+  ASSERT_TRUE(service_.revoke(other.record.id).ok);
+  EXPECT_EQ(service_.resume(other.record.id).failure, AuthFailure::kRevoked);
+  store_->fail_finds = true;
+  EXPECT_EQ(service_.resume("k_eeeeeeeeeeee").failure, AuthFailure::kUnavailable);
+}
+
 TEST_F(ApiKeyServiceTest, CreateValidatesItsRequest) {
   KeyRequest request;
   request.tenant = "bad tenant!";
