@@ -29,7 +29,7 @@ namespace redline::audit {
 
 // What the caller supplies; the log adds seq, time (if 0), prev hash and hash.
 struct AuditEvent {
-  std::string kind = "request";  // "request" | "admin"
+  std::string kind = "request";  // "request" | "admin" | "tool"
   std::int64_t time_ms = 0;      // unix ms; 0 = now at append
   std::string request_id, tenant, key_id, model, backend, label, decision;
   std::string detectors;       // "email=2,iban=1"

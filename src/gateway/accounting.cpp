@@ -200,6 +200,29 @@ void Accounting::settle(RequestContext& context, std::function<void(bool ok)> on
   audit_->append(std::move(event), std::move(on_durable));
 }
 
+void Accounting::record_tool_call(ToolCallRecord call) {
+  if (!audit_) return;
+  audit::AuditEvent event;
+  event.kind = "tool";
+  event.request_id = std::move(call.request_id);
+  event.tenant = std::move(call.tenant);
+  event.key_id = std::move(call.key_id);
+  event.model = call.tool;
+  event.backend = call.server;
+  event.action = "tools/call";
+  event.target = std::move(call.server) + "/" + std::move(call.tool);
+  event.label = std::move(call.label);
+  event.decision = std::move(call.decision);
+  event.detectors = std::move(call.detectors);
+  event.rules = std::move(call.rules);
+  event.error = std::move(call.error);
+  event.status = call.status;
+  event.latency_us = call.latency_us;
+  event.request_sha256 = std::move(call.arguments_sha256);
+  event.response_sha256 = std::move(call.result_sha256);
+  audit_->append(std::move(event));
+}
+
 void Accounting::record_admin(std::string_view action, std::string_view target,
                               std::string_view tenant, std::string_view request_id, int status) {
   if (!audit_) return;

@@ -62,6 +62,20 @@ class Accounting {
   // with true when nothing is recorded.
   void settle(RequestContext& context, std::function<void(bool ok)> on_durable = {});
 
+  // Records a tool call an agent run made (or was refused): the server, the tool, the call's
+  // label, the red-line decision and rules, and digests of the arguments and of the result, in
+  // the chain as kind "tool" (never counted as model usage).
+  struct ToolCallRecord {
+    std::string request_id;  // the run's id and step: "run_…#7"
+    std::string tenant, key_id;
+    std::string server, tool;
+    std::string label, decision, detectors, rules, error;
+    int status = 200;  // 200 done, 403 refused by the red lines, 502 the tool failed
+    std::int64_t latency_us = 0;
+    std::string arguments_sha256, result_sha256;
+  };
+  void record_tool_call(ToolCallRecord call);
+
   // Records an admin action (key created or revoked, approval decided) in the chain.
   void record_admin(std::string_view action, std::string_view target, std::string_view tenant,
                     std::string_view request_id, int status);
