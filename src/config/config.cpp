@@ -457,6 +457,9 @@ constexpr std::array<std::string_view, 5> kRuleActionNames = {"deny", "redact", 
 constexpr std::array<std::string_view, 2> kRuleModeNames = {"enforce", "shadow"};
 constexpr std::array<std::string_view, 2> kAuditDurabilityNames = {"batched", "before_response"};
 constexpr std::array<std::string_view, 3> kAuditBodiesNames = {"none", "flagged", "all"};
+constexpr std::array<std::string_view, 2> kMcpTransportNames = {"stdio", "http"};
+constexpr std::array<std::string_view, 3> kMcpProtocolNames = {"auto", "2025-11-25",
+                                                               "2026-07-28"};
 constexpr std::array<std::string_view, 3> kBudgetPeriodNames = {"day", "month", "total"};
 constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 
@@ -484,7 +487,7 @@ class ConfigReader {
     TableReader reader(root, "", sink_,
                        {"server", "routing", "backends", "models", "auth", "store", "labels",
                         "detectors", "tenants", "rules", "audit", "limits", "budgets", "sessions",
-                        "memory"});
+                        "memory", "agents", "mcp_servers"});
     if (const auto* auth = reader.read_table("auth")) {
       read_auth(*auth, config.auth);
     }
@@ -528,6 +531,15 @@ class ConfigReader {
     }
     if (const auto* memory = reader.read_table("memory")) {
       read_memory(*memory, config.memory);
+    }
+    if (const auto* agents = reader.read_table("agents")) {
+      read_agents(*agents, config.agents);
+    }
+    if (const toml::array* servers = reader.read_array("mcp_servers", false)) {
+      for_each_table(*servers, "mcp_servers",
+                     [&](const toml::table& table, const std::string& path) {
+                       config.mcp_servers.push_back(read_mcp_server(table, path));
+                     });
     }
     config.audit.signing_key_path = resolve_path(config.audit.signing_key_path);
     if (const toml::array* limits = reader.read_array("limits", false)) {
@@ -585,6 +597,8 @@ class ConfigReader {
     check_alias_references(config);
     check_fallbacks(config);
     check_extraction_model(config);
+    check_alias_reference(config, config.agents.summary_model);
+    check_mcp_server_names(config);
   }
 
  private:
@@ -744,13 +758,105 @@ class ConfigReader {
   }
 
   void check_extraction_model(const Config& config) {
-    const Located& model = config.memory.extraction_model;
+    check_alias_reference(config, config.memory.extraction_model);
+  }
+
+  // `model`, when set, must name an alias of the configuration.
+  void check_alias_reference(const Config& config, const Located& model) {
     if (model.value.empty() || !alias_names_complete_) return;
     if (config.find_alias(model.value) != nullptr) return;
     std::vector<std::string_view> names;
     for (const auto& alias : config.models) names.push_back(alias.name);
     sink_.add({model.line, model.column}, model.key,
               with_suggestion("unknown model alias " + in_quotes(model.value), model.value, names));
+  }
+
+  void read_agents(const toml::table& table, AgentSettings& agents) {
+    TableReader reader(table, "agents", sink_,
+                       {"max_steps", "max_tokens", "max_wall_ms", "max_concurrent_runs_per_tenant",
+                        "max_graph_tasks", "max_graph_concurrency", "approval_timeout_ms",
+                        "compaction_threshold", "context_window_tokens", "summary_model",
+                        "keep_recent_steps"});
+    reader.read_integer("max_steps", agents.max_steps, 1);
+    reader.read_integer("max_tokens", agents.max_tokens, 1);
+    reader.read_duration("max_wall_ms", agents.max_wall, 1);
+    reader.read_integer("max_concurrent_runs_per_tenant", agents.max_concurrent_runs_per_tenant,
+                        1);
+    reader.read_integer("max_graph_tasks", agents.max_graph_tasks, 1);
+    reader.read_integer("max_graph_concurrency", agents.max_graph_concurrency, 1);
+    reader.read_duration("approval_timeout_ms", agents.approval_timeout, 1);
+    if (reader.read_number("compaction_threshold", agents.compaction_threshold,
+                           TableReader::Range::kUnit) &&
+        agents.compaction_threshold == 0) {
+      reader.error("compaction_threshold", *reader.find("compaction_threshold"),
+                   "must be above 0 (1 = compact only a full window)");
+    }
+    reader.read_integer("context_window_tokens", agents.context_window_tokens, 256);
+    reader.read_located("summary_model", agents.summary_model);
+    reader.read_integer("keep_recent_steps", agents.keep_recent_steps, 0);
+  }
+
+  McpServerSettings read_mcp_server(const toml::table& table, const std::string& path) {
+    TableReader reader(table, path, sink_,
+                       {"name", "tenants", "transport", "command", "args", "env", "url",
+                        "protocol", "idempotent_tools", "require_approval", "result_label",
+                        "timeout_ms"});
+    McpServerSettings server;
+    Located name;
+    if (reader.read_located("name", name, true)) {
+      server.name = name.value;
+      mcp_server_names_.push_back({name.value, {name.line, name.column}, name.key});
+    }
+    server.tenants = reader.read_string_list("tenants");
+    if (auto transport = reader.read_enum("transport", kMcpTransportNames)) {
+      server.transport = static_cast<McpTransport>(*transport);
+    }
+    if (auto protocol = reader.read_enum("protocol", kMcpProtocolNames)) {
+      server.protocol = static_cast<McpProtocol>(*protocol);
+    }
+    server.args = reader.read_string_list("args");
+    server.env = reader.read_string_list("env");
+    server.idempotent_tools = reader.read_string_list("idempotent_tools");
+    server.require_approval = reader.read_string_list("require_approval");
+    reader.read_located("result_label", server.result_label);
+    reader.read_duration("timeout_ms", server.timeout, 1);
+    if (server.transport == McpTransport::kStdio) {
+      if (reader.read_string("command", server.command, true, false) &&
+          server.command.find('/') != std::string::npos) {
+        server.command = resolve_path(server.command);
+      }
+      if (reader.find("url") != nullptr) {
+        reader.error("url", *reader.find("url"), "is for transport = \"http\"");
+      }
+    } else {
+      if (reader.read_string("url", server.url, true, false)) {
+        auto parsed = boost::urls::parse_absolute_uri(server.url);
+        if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https") ||
+            parsed->host().empty()) {
+          reader.error("url", *reader.find("url"), "must be an http or https URL with a host");
+        }
+      }
+      for (std::string_view key : {"command", "args", "env"}) {
+        if (reader.find(key) != nullptr) {
+          reader.error(key, *reader.find(key), "is for transport = \"stdio\"");
+        }
+      }
+    }
+    return server;
+  }
+
+  void check_mcp_server_names(const Config& config) {
+    std::map<std::string, std::size_t, std::less<>> first_by_name;
+    for (std::size_t i = 0; i < mcp_server_names_.size(); ++i) {
+      const NamedAt& name = mcp_server_names_[i];
+      auto [it, inserted] = first_by_name.emplace(name.name, i);
+      if (!inserted) {
+        sink_.add(name.at, name.key,
+                  "duplicate MCP server name " + in_quotes(name.name) +
+                      " (first defined at line " +
+                      std::to_string(mcp_server_names_[it->second].at.line) + ")");
+      }
+    }
   }
 
   void read_audit(const toml::table& table, AuditSettings& audit) {
@@ -1374,6 +1480,7 @@ class ConfigReader {
   const EnvLookup& env_;
   std::filesystem::path base_dir_;
   std::vector<NamedAt> backend_names_;  // parallel to Config::backends
+  std::vector<NamedAt> mcp_server_names_;
   std::vector<bool> models_complete_;   // parallel to Config::backends: models read without error
   bool backend_names_complete_ = true;  // every [[backends]] entry has a valid name
   bool alias_names_complete_ = true;    // every [[models]] entry has a valid name
@@ -1481,6 +1588,21 @@ const Backend* Config::find_backend(std::string_view name) const {
     }
   }
   return nullptr;
+}
+
+const McpServerSettings* Config::find_mcp_server(std::string_view name) const {
+  for (const McpServerSettings& server : mcp_servers) {
+    if (server.name == name) return &server;
+  }
+  return nullptr;
+}
+
+std::string_view to_string(McpTransport transport) {
+  return kMcpTransportNames[static_cast<std::size_t>(transport)];
+}
+
+std::string_view to_string(McpProtocol protocol) {
+  return kMcpProtocolNames[static_cast<std::size_t>(protocol)];
 }
 
 const ModelAlias* Config::find_alias(std::string_view name) const {

@@ -142,6 +142,33 @@
 //   extraction_max_output_tokens = 512
 //   extraction_max_input_chars = 16000
 //
+//   [[mcp_servers]]                 # tool servers for agent runs (README: Agents)
+//   name = "files"                  # required, unique
+//   tenants = ["acme"]              # empty = every tenant
+//   transport = "stdio"             # stdio | http
+//   command = "node"                # stdio: required; args, env (names passed through)
+//   args = ["tools/files.mjs"]
+//   env = ["FILES_ROOT"]
+//   url = "http://127.0.0.1:9000/mcp"   # http: required
+//   protocol = "auto"               # auto | 2025-11-25 | 2026-07-28
+//   idempotent_tools = ["read"]     # may be retried when a call's outcome is unknown
+//   require_approval = ["delete"]   # each call waits for approval
+//   result_label = "INTERNAL"       # the least label its results carry
+//   timeout_ms = 30000
+//
+//   [agents]                        # durable runs and task graphs (README: Agents)
+//   max_steps = 50                  # per run, unless the request sets fewer
+//   max_tokens = 200000
+//   max_wall_ms = 3600000
+//   max_concurrent_runs_per_tenant = 16
+//   max_graph_tasks = 200
+//   max_graph_concurrency = 32
+//   approval_timeout_ms = 86400000
+//   compaction_threshold = 0.7      # share of context_window_tokens that triggers compaction
+//   context_window_tokens = 32768
+//   summary_model = "chat-cheap"    # summarises older turns; unset = mask observations only
+//   keep_recent_steps = 6
+//
 //   Each [[models]] alias also takes max_output_tokens = 4096: what a request without
 //   max_tokens reserves for its answer.
 //
@@ -305,6 +332,51 @@ struct SessionSettings {
   std::size_t max_background = 64;    // background responses running at once per process
 };
 
+enum class McpTransport { kStdio, kHttp };
+// The MCP protocol revision to speak: "auto" negotiates per server (the newest both speak).
+enum class McpProtocol { kAuto, k20251125, k20260728 };
+std::string_view to_string(McpTransport transport);
+std::string_view to_string(McpProtocol protocol);
+
+// [[mcp_servers]]: a tool server the agent runtime may call. Its address comes from here only,
+// never from a request.
+struct McpServerSettings {
+  std::string name;                  // what requests name it by ("server_label"); unique
+  std::vector<std::string> tenants;  // who may use it; empty = every tenant
+  McpTransport transport = McpTransport::kStdio;
+  std::string command;               // stdio: the program, resolved against the config's dir
+  std::vector<std::string> args;     //   when it contains a '/'; and its arguments
+  std::vector<std::string> env;      // stdio: environment variables passed through by name
+  std::string url;                   // http: the Streamable HTTP endpoint
+  McpProtocol protocol = McpProtocol::kAuto;
+  // Tools whose call may be repeated when its outcome is unknown (the gateway stopped mid-call).
+  std::vector<std::string> idempotent_tools;
+  // Tools whose every call waits for an admin's or the owning key's approval.
+  std::vector<std::string> require_approval;
+  // The lowest label the tools' results carry (before detectors); "" = the lattice's bottom.
+  Located result_label{"", 0, 0, ""};
+  std::chrono::milliseconds timeout{30000};  // one request to the server
+};
+
+// [agents]: the durable run engine and task graphs.
+struct AgentSettings {
+  // Defaults for every run; a request may set lower ones.
+  std::int64_t max_steps = 50;
+  std::int64_t max_tokens = 200000;
+  std::chrono::milliseconds max_wall{std::chrono::hours(1)};
+  std::size_t max_concurrent_runs_per_tenant = 16;
+  std::size_t max_graph_tasks = 200;
+  std::size_t max_graph_concurrency = 32;
+  std::chrono::milliseconds approval_timeout{std::chrono::hours(24)};
+  // Context compaction: when a run's prompt passes this share of the model's window...
+  double compaction_threshold = 0.7;
+  std::int64_t context_window_tokens = 32768;  // assumed window of every alias
+  // ...older turns are summarised by this alias ("" = observations are masked, nothing is
+  // summarised).
+  Located summary_model{"", 0, 0, "agents.summary_model"};
+  std::size_t keep_recent_steps = 6;  // the last steps are always kept verbatim
+};
+
 // [memory]: pinned blocks and archival records injected into prompts on request.
 struct MemorySettings {
   std::size_t default_block_chars = 2000;  // a block's limit when it sets none
@@ -414,9 +486,12 @@ struct Config {
   std::vector<BudgetSettings> budgets;
   SessionSettings sessions;
   MemorySettings memory;
+  AgentSettings agents;
+  std::vector<McpServerSettings> mcp_servers;
 
   const Backend* find_backend(std::string_view name) const;
   const ModelAlias* find_alias(std::string_view name) const;
+  const McpServerSettings* find_mcp_server(std::string_view name) const;
   // Every backend a request for `alias` may reach: its targets, then its fallbacks' (depth
   // first), each once. Empty for an unknown alias.
   std::vector<std::string> backends_for(std::string_view alias) const;

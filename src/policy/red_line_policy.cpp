@@ -204,6 +204,14 @@ RedLinePolicy::CompileResult RedLinePolicy::compile(const config::Config& config
     policy->backends_.push_back(std::move(profile));
   }
 
+  for (const config::McpServerSettings& server : config.mcp_servers) {
+    Label floor;
+    if (!server.result_label.value.empty()) {
+      if (auto parsed = compiler.label(policy->lattice_, server.result_label)) floor = *parsed;
+    }
+    policy->tool_result_floors_.emplace_back(server.name, floor);
+  }
+
   std::set<std::string, std::less<>> tenant_names;
   for (const config::TenantSettings& tenant : config.tenants) {
     if (!tenant_names.insert(tenant.name).second) {
@@ -266,6 +274,13 @@ RedLinePolicy::CompileResult RedLinePolicy::compile(const config::Config& config
   }
   if (result.errors.empty()) result.policy = std::move(policy);
   return result;
+}
+
+Label RedLinePolicy::tool_result_floor(std::string_view server) const {
+  for (const auto& [name, floor] : tool_result_floors_) {
+    if (name == server) return floor;
+  }
+  return Label{};
 }
 
 const BackendProfile* RedLinePolicy::find_backend(std::string_view name) const {

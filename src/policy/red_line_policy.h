@@ -123,6 +123,8 @@ class RedLinePolicy {
   const DetectorSet& detectors() const { return *detectors_; }
   const std::vector<BackendProfile>& backends() const { return backends_; }
   const BackendProfile* find_backend(std::string_view name) const;
+  // The least label the results of an MCP server's tools carry ([[mcp_servers]] result_label).
+  Label tool_result_floor(std::string_view server) const;
   const std::vector<CompiledRule>& rules() const { return rules_; }
 
   // Scans every text the upstream would see.
@@ -156,6 +158,7 @@ class RedLinePolicy {
   std::vector<config::TenantSettings> tenants_;
   std::vector<CompiledResidency> residency_;
   std::vector<CompiledRule> rules_;
+  std::vector<std::pair<std::string, Label>> tool_result_floors_;
 };
 
 std::string_view to_string(Outcome outcome);

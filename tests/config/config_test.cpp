@@ -922,5 +922,88 @@ TEST(ConfigSessions, MistakesAreNamed) {
                       "tenants[0].retention_ms", 12, "positive");
 }
 
+TEST(ConfigAgents, McpServersAndAgentSettingsLoad) {
+  const std::string text = minimal_plus(R"([agents]
+max_steps = 20
+max_tokens = 1000
+max_wall_ms = 60000
+max_concurrent_runs_per_tenant = 3
+max_graph_tasks = 50
+max_graph_concurrency = 8
+approval_timeout_ms = 5000
+compaction_threshold = 0.5
+context_window_tokens = 8192
+summary_model = "chat"
+keep_recent_steps = 4
+
+[[mcp_servers]]
+name = "files"
+tenants = ["acme"]
+command = "tools/files-server"
+args = ["--root", "/srv"]
+env = ["FILES_TOKEN"]
+idempotent_tools = ["read"]
+require_approval = ["delete"]
+result_label = "INTERNAL"
+timeout_ms = 2500
+
+[[mcp_servers]]
+name = "search"
+transport = "http"
+url = "https://search.internal/mcp"
+protocol = "2026-07-28"
+)");
+  const LoadResult ok = load(text);
+  ASSERT_TRUE(ok.config.has_value()) << describe(ok);
+  const Config& config = *ok.config;
+  EXPECT_EQ(config.agents.max_steps, 20);
+  EXPECT_EQ(config.agents.max_tokens, 1000);
+  EXPECT_EQ(config.agents.max_wall, 60000ms);
+  EXPECT_EQ(config.agents.max_concurrent_runs_per_tenant, 3u);
+  EXPECT_EQ(config.agents.max_graph_tasks, 50u);
+  EXPECT_EQ(config.agents.max_graph_concurrency, 8u);
+  EXPECT_EQ(config.agents.approval_timeout, 5000ms);
+  EXPECT_DOUBLE_EQ(config.agents.compaction_threshold, 0.5);
+  EXPECT_EQ(config.agents.context_window_tokens, 8192);
+  EXPECT_EQ(config.agents.summary_model.value, "chat");
+  EXPECT_EQ(config.agents.keep_recent_steps, 4u);
+  ASSERT_EQ(config.mcp_servers.size(), 2u);
+  const McpServerSettings& files = *config.find_mcp_server("files");
+  EXPECT_EQ(files.transport, McpTransport::kStdio);
+  EXPECT_EQ(files.tenants, std::vector<std::string>{"acme"});
+  // A command with a '/' is resolved against the config file's directory.
+  EXPECT_TRUE(files.command.ends_with("tools/files-server")) << files.command;
+  EXPECT_EQ(files.args, (std::vector<std::string>{"--root", "/srv"}));
+  EXPECT_EQ(files.env, std::vector<std::string>{"FILES_TOKEN"});
+  EXPECT_EQ(files.idempotent_tools, std::vector<std::string>{"read"});
+  EXPECT_EQ(files.require_approval, std::vector<std::string>{"delete"});
+  EXPECT_EQ(files.result_label.value, "INTERNAL");
+  EXPECT_EQ(files.timeout, 2500ms);
+  EXPECT_EQ(files.protocol, McpProtocol::kAuto);
+  const McpServerSettings& search = *config.find_mcp_server("search");
+  EXPECT_EQ(search.transport, McpTransport::kHttp);
+  EXPECT_EQ(search.url, "https://search.internal/mcp");
+  EXPECT_EQ(search.protocol, McpProtocol::k20260728);
+  EXPECT_EQ(config.find_mcp_server("nope"), nullptr);
+}
+
+TEST(ConfigAgents, MistakesAreNamed) {
+  expect_single_error(load(minimal_plus("[[mcp_servers]]\nname = \"a\"\n")),
+                      "mcp_servers[0].command", 10, "is required");
+  expect_single_error(
+      load(minimal_plus("[[mcp_servers]]\nname = \"a\"\ntransport = \"http\"\nurl = \"ftp://x\"\n")),
+      "mcp_servers[0].url", 13, "http or https URL");
+  expect_single_error(load(minimal_plus("[[mcp_servers]]\nname = \"a\"\ntransport = \"http\"\n"
+                                        "url = \"http://x/mcp\"\ncommand = \"node\"\n")),
+                      "mcp_servers[0].command", 14, "transport = \"stdio\"");
+  expect_single_error(load(minimal_plus("[[mcp_servers]]\nname = \"a\"\ncommand = \"x\"\n"
+                                        "[[mcp_servers]]\nname = \"a\"\ncommand = \"y\"\n")),
+                      "mcp_servers[1].name", 14, "duplicate MCP server name");
+  expect_single_error(load(minimal_plus("[agents]\nsummary_model = \"chta\"\n")),
+                      "agents.summary_model", 11, "did you mean 'chat'");
+  expect_single_error(load(minimal_plus("[agents]\ncompaction_threshold = 0\n")),
+                      "agents.compaction_threshold", 11, "must be above 0");
+}
+
 }  // namespace
 }  // namespace redline::config
