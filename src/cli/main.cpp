@@ -6,6 +6,7 @@
 
 #include "cli/audit_command.h"
 #include "cli/keys_command.h"
+#include "cli/mcp_command.h"
 #include "cli/policy_command.h"
 #include "cli/serve.h"
 
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   redline::cli::add_keys_command(
       app, redline::cli::lattice_label_validator(redline::policy::LabelLattice::defaults()));
   redline::cli::add_audit_command(app);
+  redline::cli::add_mcp_command(app);
 
   auto* policy = app.add_subcommand("policy", "Red-line policy commands");
   policy->require_subcommand(1);
