@@ -79,10 +79,13 @@ Result<ChildProcess::Started> ChildProcess::spawn(const Spec& spec) {
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  // dup2 clears close-on-exec on the copies, so only these three reach the child.
   posix_spawn_file_actions_adddup2(&actions, in[1], STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+  // Only these three reach the child. Sockets are not opened close-on-exec: an inherited
+  // listening socket would outlive a killed gateway in its tool servers and keep the restarted
+  // one from binding its port.
+  posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
 
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);

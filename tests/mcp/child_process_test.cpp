@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 
 #include "test_support.h"
 
@@ -71,6 +72,23 @@ TEST(ChildProcessTest, DestroyingAChildStopsAndReapsIt) {
     EXPECT_EQ(started->process->describe(), "is still running");
   }
   EXPECT_TRUE(gone(pid));
+}
+
+TEST(ChildProcessTest, TheChildInheritsNoDescriptorButItsPipes) {
+  // A descriptor opened without close-on-exec, like the gateway's sockets.
+  const int inheritable = ::dup(STDERR_FILENO);
+  ASSERT_GE(inheritable, 3);
+  const std::string path = "/proc/self/fd/" + std::to_string(inheritable);
+  auto started = ChildProcess::spawn({"/bin/sh", {"-c", "test -e " + path + " && echo open || echo closed"}, {}});
+  ::close(inheritable);
+  ASSERT_TRUE(started);
+  std::string output(64, '\0');
+  const ssize_t got = ::read(started->pipes.out, output.data(), output.size());
+  ASSERT_GT(got, 0);
+  output.resize(static_cast<std::size_t>(got));
+  EXPECT_EQ(output, "closed\n");
+  close_pipes(started->pipes);
+  stop_blocking(*started->process, 1s);
 }
 
 TEST(ChildProcessTest, AProgramThatDoesNotExistIsAnError) {

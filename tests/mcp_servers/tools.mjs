@@ -92,11 +92,10 @@ function hash(value) {
 /**
  * The tool definitions for `registerTool(name, config, handler)`; both SDK generations take the
  * same shape. `handler(args, call)` gets `call = {idempotencyKey, signal}` from the SDK adapter.
- * The returned object holds the state (counts, --dedupe answers).
+ * The state (counts, --dedupe answers) lives in the ledger.
  */
 export function toolDefinitions(options) {
   const ledger = new Ledger(options.notes);
-  const answers = new Map(); // --dedupe: idempotency key → the first answer
 
   const counts = () => {
     const byKey = {};
@@ -146,13 +145,16 @@ export function toolDefinitions(options) {
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
       },
       handler: async ({ text: note }, { idempotencyKey }) => {
-        if (options.dedupe && idempotencyKey && answers.has(idempotencyKey)) {
-          return answers.get(idempotencyKey);
-        }
-        ledger.record({ key: idempotencyKey ?? '', text: note });
-        const answer = { content: [text(`appended note ${counts().total}`)] };
-        if (idempotencyKey) answers.set(idempotencyKey, answer);
-        return answer;
+        // The ledger, not process memory, remembers answers: a restarted server still
+        // deduplicates a call it executed before it went down.
+        const earlier =
+          options.dedupe && idempotencyKey
+            ? ledger.entries().find((entry) => entry.key === idempotencyKey && entry.answer)
+            : undefined;
+        if (earlier) return { content: [text(earlier.answer)] };
+        const answer = `appended note ${counts().total + 1}`;
+        ledger.record({ key: idempotencyKey ?? '', text: note, answer });
+        return { content: [text(answer)] };
       },
     },
 
