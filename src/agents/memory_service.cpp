@@ -713,6 +713,33 @@ asio::awaitable<void> MemoryService::extract(std::shared_ptr<Extraction> extract
   });
 }
 
+asio::awaitable<void> MemoryService::remember(const std::string& tenant,
+                                              const MemoryNamespace& scope, const std::string& text,
+                                              const std::string& subject,
+                                              const std::string& source,
+                                              const std::string& label) {
+  if (text.empty()) co_return;
+  const auto table = gateway_.table();
+  const policy::RedLinePolicy& red_lines = table->policy();
+  const policy::LabelLattice& lattice = red_lines.lattice();
+  policy::Label floor;
+  if (auto parsed = label.empty() ? std::optional<policy::Label>() : lattice.parse(label)) {
+    floor = *parsed;
+  }
+  MemoryRecord record;
+  record.id = new_object_id("mem");
+  record.tenant = tenant;
+  record.scope = scope;
+  record.text = text.substr(0, table->config().memory.max_record_chars);
+  record.subject = subject;
+  record.source = source;
+  record.label =
+      lattice.format(policy::least_upper_bound(floor, red_lines.scan_text(record.text).raised));
+  record.created_at = record.valid_from = clock_->unix_seconds();
+  auto added = co_await blocking_.run([&] { return store_->add_record(record, ""); });
+  if (!added) spdlog::warn("memory: cannot file {}: {}", record.subject, added.error());
+}
+
 std::int64_t MemoryService::purge_expired() {
   auto purged = store_->purge_expired_records(clock_->unix_seconds());
   if (!purged) {

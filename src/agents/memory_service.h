@@ -91,6 +91,13 @@ class MemoryService {
   void extract_in_background(const net::HttpRequest& origin, store::MemoryNamespace scope,
                              std::string tenant, TurnTranscript turn);
 
+  // Files a record in `scope` (superseding the current one with the same subject), labelled at
+  // least `label`: what a finished graph task learned. A failure is logged.
+  boost::asio::awaitable<void> remember(const std::string& tenant,
+                                        const store::MemoryNamespace& scope,
+                                        const std::string& text, const std::string& subject,
+                                        const std::string& source, const std::string& label);
+
   // Removes expired records; returns how many.
   std::int64_t purge_expired();
 

@@ -73,20 +73,28 @@ std::string admin_target(std::string_view path, const net::HttpResponse& respons
 
 }  // namespace
 
-net::HttpResponse AdminApi::handle(const net::HttpRequest& request, const std::string& request_id) {
+std::optional<net::HttpResponse> AdminApi::refusal(const net::HttpRequest& request,
+                                                   const std::string& request_id) {
   const std::string& token = gateway_.table()->config().auth.admin_token;
+  if (token.empty()) {
+    return error_answer(403, "The admin API is disabled: set [auth] admin_token_env.",
+                        "admin_api_disabled");
+  }
+  if (!admin_token_matches(quota::presented_key(request.header("authorization"), ""), token)) {
+    gateway_.accounting().record_admin("admin.unauthorized",
+                                       request.method + " " + std::string(request.path()), "",
+                                       request_id, 401);
+    return error_answer(401, "The admin API needs the admin credential (Authorization: Bearer).",
+                        "invalid_admin_credential");
+  }
+  return std::nullopt;
+}
+
+net::HttpResponse AdminApi::handle(const net::HttpRequest& request, const std::string& request_id) {
   net::HttpResponse response;
   const std::string_view path = request.path();
-  if (token.empty()) {
-    response = error_answer(403, "The admin API is disabled: set [auth] admin_token_env.",
-                            "admin_api_disabled");
-  } else if (!admin_token_matches(quota::presented_key(request.header("authorization"), ""),
-                                  token)) {
-    response =
-        error_answer(401, "The admin API needs the admin credential (Authorization: Bearer).",
-                     "invalid_admin_credential");
-    gateway_.accounting().record_admin(
-        "admin.unauthorized", request.method + " " + std::string(path), "", request_id, 401);
+  if (auto refused = refusal(request, request_id)) {
+    response = std::move(*refused);
   } else if (path == "/admin/keys" || path.starts_with("/admin/keys/")) {
     response = keys(request, path.substr(11));
   } else if (path == "/admin/approvals" || path.starts_with("/admin/approvals/")) {

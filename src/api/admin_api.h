@@ -14,6 +14,8 @@
 //                        backend,day,hour]   usage and cost from the audit chain (unix seconds)
 //   GET    /admin/budgets                  every budget: limits, spent and reserved now
 // Every change (and every refused credential) is recorded in the audit chain.
+#include <optional>
+
 #include "net/http_message.h"
 
 namespace redline::gateway {
@@ -28,6 +30,10 @@ class AdminApi {
 
   // Answers any request whose path starts with /admin/.
   net::HttpResponse handle(const net::HttpRequest& request, const std::string& request_id);
+  // The answer refusing a request without the admin credential (recorded in the audit chain),
+  // or nullopt when it has it: for admin routes answered elsewhere (/admin/agent/).
+  std::optional<net::HttpResponse> refusal(const net::HttpRequest& request,
+                                           const std::string& request_id);
 
  private:
   net::HttpResponse keys(const net::HttpRequest& request, std::string_view rest);

@@ -1,5 +1,6 @@
 #include "api/http_api.h"
 
+#include "agents/agents_api.h"
 #include "agents/memory_service.h"
 #include "agents/responses_service.h"
 #include "common/json_text.h"
@@ -56,9 +57,9 @@ std::string model_json(const std::string& models_json, std::string_view id) {
   return models_json.substr(start, end - start + 1);
 }
 
-// "responses", "conversations" or "memory" when `path` is one of theirs; "" otherwise.
+// "responses", "conversations", "memory" or "agent" when `path` is one of theirs; "" otherwise.
 std::string_view stateful_family(std::string_view path) {
-  for (std::string_view family : {"responses", "conversations", "memory"}) {
+  for (std::string_view family : {"responses", "conversations", "memory", "agent"}) {
     const std::string prefix = "/v1/" + std::string(family);
     if (path == prefix || path.starts_with(prefix + "/")) return family;
   }
@@ -87,8 +88,24 @@ asio::awaitable<void> HttpApi::handle(net::HttpRequest& request, net::ResponseWr
   }
   const bool model_lookup = path.starts_with("/v1/models/") && path.size() > 11;
   if (const std::string_view family = stateful_family(path);
-      !family.empty() && responses_ != nullptr && memory_ != nullptr) {
+      !family.empty() && responses_ != nullptr && memory_ != nullptr &&
+      (family != "agent" || agents_ != nullptr)) {
     co_await handle_stateful(family, request, writer, context);
+    gateway_.settle(request, context);
+    co_return;
+  }
+  if (path.starts_with("/admin/agent/") && agents_ != nullptr) {
+    context.route = "admin";
+    net::HttpResponse answer;
+    if (auto refused = admin_.refusal(request, context.request_id)) {
+      answer = std::move(*refused);
+    } else {
+      answer = co_await agents_->handle_admin(request);
+    }
+    answer.headers.push_back({"x-request-id", context.request_id});
+    answer.headers.push_back({"Cache-Control", "no-store"});
+    context.status = answer.status;
+    co_await writer.send(std::move(answer));
     gateway_.settle(request, context);
     co_return;
   }
@@ -191,6 +208,10 @@ asio::awaitable<void> HttpApi::handle_stateful(std::string_view family, net::Htt
   const gateway::Caller& caller = *identified.caller;
   context.tenant = caller.tenant;
   context.key_id = caller.key_id;
+  if (family == "agent") {
+    co_await agents_->handle(caller, request, writer, context);
+    co_return;
+  }
   if (family != "memory") {
     co_await responses_->handle(caller, request, writer, context);
     co_return;

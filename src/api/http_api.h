@@ -12,6 +12,7 @@ namespace redline::gateway {
 class Gateway;
 }
 namespace redline::agents {
+class AgentsApi;
 class ResponsesService;
 class MemoryService;
 }  // namespace redline::agents
@@ -27,6 +28,8 @@ class HttpApi {
     responses_ = responses;
     memory_ = memory;
   }
+  // Durable runs and task graphs (/v1/agent/, /admin/agent/).
+  void serve_agents(agents::AgentsApi* agents) { agents_ = agents; }
   boost::asio::awaitable<void> handle(net::HttpRequest& request, net::ResponseWriter& writer);
   net::Handler handler();
 
@@ -40,6 +43,7 @@ class HttpApi {
   AdminApi admin_;
   agents::ResponsesService* responses_ = nullptr;
   agents::MemoryService* memory_ = nullptr;
+  agents::AgentsApi* agents_ = nullptr;
 };
 
 }  // namespace redline::api

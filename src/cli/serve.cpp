@@ -12,9 +12,14 @@
 #include <csignal>
 #include <iostream>
 
+#include "agents/agents_api.h"
 #include "agents/blocking_pool.h"
+#include "agents/graph_executor.h"
+#include "agents/mcp_tool_servers.h"
 #include "agents/memory_service.h"
 #include "agents/responses_service.h"
+#include "agents/run_engine.h"
+#include "mcp/mcp_client.h"
 #include "api/http_api.h"
 #include "audit/audit_log.h"
 #include "config/config.h"
@@ -26,6 +31,7 @@
 #include "sim/simulator.h"
 #include "store/key_store.h"
 #include "store/memory_store.h"
+#include "store/run_store.h"
 #include "store/session_store.h"
 
 namespace redline::cli {
@@ -187,13 +193,17 @@ int run_gateway(const std::string& config_path) {
 
   std::shared_ptr<store::SessionStore> session_store;
   std::shared_ptr<store::MemoryStore> memory_store;
+  std::shared_ptr<store::RunStore> run_store;
   if (config.sessions.enabled) {
     std::string session_error;
     session_store = store::open_sqlite_session_store(config.store.sqlite_path, &session_error);
     if (session_store) {
       memory_store = store::open_sqlite_memory_store(config.store.sqlite_path, &session_error);
     }
-    if (!session_store || !memory_store) {
+    if (memory_store) {
+      run_store = store::open_sqlite_run_store(config.store.sqlite_path, &session_error);
+    }
+    if (!session_store || !memory_store || !run_store) {
       std::cerr << "redline: cannot open the session store in " << config.store.sqlite_path << ": "
                 << session_error << "\n";
       return 2;
@@ -205,12 +215,19 @@ int run_gateway(const std::string& config_path) {
   // (a conversation's turn lease) refer to the services: so the services outlive the pool...
   std::unique_ptr<agents::MemoryService> memory;
   std::unique_ptr<agents::ResponsesService> responses;
+  std::unique_ptr<agents::RunEngine> runs;
+  std::unique_ptr<agents::GraphExecutor> graphs;
   net::IoPool io(config.server.threads);
   gateway::Gateway gateway(io, config, loaded.policy, keys, audit_log);
   api::HttpApi api(gateway);
   // ...while store calls still running on the blocking threads refer to those turns: the
   // threads are joined before the pool goes.
   agents::BlockingPool blocking(2);
+  // MCP servers are spoken to from the first I/O thread; their processes end with the clients,
+  // after the pool has stopped.
+  mcp::McpClients mcp_clients(io.at(0), config);
+  agents::McpToolServers tool_servers(mcp_clients);
+  std::unique_ptr<agents::AgentsApi> agents_api;
   if (sessions_enabled) {
     memory = std::make_unique<agents::MemoryService>(gateway, memory_store, blocking,
                                                      quota::system_clock());
@@ -221,6 +238,14 @@ int run_gateway(const std::string& config_path) {
                    interrupted);
     }
     api.serve_sessions(responses.get(), memory.get());
+    runs = std::make_unique<agents::RunEngine>(gateway, run_store, tool_servers, *memory, blocking,
+                                               quota::system_clock());
+    graphs = std::make_unique<agents::GraphExecutor>(gateway, *runs, run_store, *memory, blocking);
+    agents_api = std::make_unique<agents::AgentsApi>(gateway, *runs, *graphs, blocking);
+    api.serve_agents(agents_api.get());
+    // Runs and graphs the last stop left unfinished go on where their journal says.
+    runs->resume_all();
+    graphs->resume_all();
     asio::co_spawn(io.at(0), purge_periodically(gateway, blocking, *responses, *memory),
                    asio::detached);
   }

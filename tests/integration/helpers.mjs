@@ -344,6 +344,8 @@ export function gatewayConfig({
   budgets,
   sessions,
   memory,
+  mcp_servers,
+  agents,
 }) {
   const backendTables = backends.map(({ sim, port: backendPort, ...rest }) => ({
     base_url: `http://127.0.0.1:${sim ? sim.port : backendPort}/v1`,
@@ -371,6 +373,8 @@ export function gatewayConfig({
     budgets,
     sessions,
     memory,
+    agents,
+    mcp_servers,
     backends: backendTables,
     models: aliasTables,
   });
@@ -412,6 +416,35 @@ export async function startGateway(scope, options) {
   const gateway = new Gateway(port, proc, configPath);
   await proc.waitHttpOk(`${gateway.url}/healthz`);
   return gateway;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP test servers (tests/mcp_servers), built on the official SDKs.
+
+export const mcpServersDir = path.join(repoRoot, 'tests', 'mcp_servers');
+
+/**
+ * Starts an MCP test server over Streamable HTTP on a free port; `listening` resolves with its
+ * URL. Killed with every other child when the test file exits.
+ */
+export function startMcpHttpServer(script, notes, extra = []) {
+  const child = spawn(
+    process.execPath,
+    [path.join(mcpServersDir, script), '--transport', 'http', '--port', '0', '--notes', notes, ...extra],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  children.add(child);
+  child.on('close', () => children.delete(child));
+  const listening = new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk;
+      const match = /listening on port (\d+)/.exec(buffered);
+      if (match) resolve(`http://127.0.0.1:${match[1]}/mcp`);
+    });
+    child.on('exit', (code) => reject(new Error(`${script} exited with ${code} before listening`)));
+  });
+  return { child, listening };
 }
 
 /** Runs `redline <args>` to completion. */

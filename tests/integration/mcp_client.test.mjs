@@ -3,14 +3,12 @@
 // @modelcontextprotocol/server 2.x speaking 2026-07-28, each over stdio and Streamable HTTP.
 // The client negotiates the revision itself (protocol = "auto").
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
-import readline from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 
-import { redlineBin, repoRoot, toToml, writeTempFile } from './helpers.mjs';
+import { mcpServersDir, redlineBin, startMcpHttpServer, toToml, writeTempFile } from './helpers.mjs';
 
-const serversDir = path.join(repoRoot, 'tests', 'mcp_servers');
 const TOOL_NAMES = ['append_note', 'crash', 'fail', 'get_counts', 'search', 'slow'];
 const TIMEOUT_MS = 1500;
 
@@ -22,28 +20,6 @@ function redline(args) {
       else resolve({ code: error ? error.code : 0, stdout, stderr });
     });
   });
-}
-
-const httpServers = new Set();
-// A failed test must not leave servers behind.
-process.on('exit', () => {
-  for (const child of httpServers) child.kill('SIGKILL');
-});
-
-/** Starts an HTTP MCP server on a free port; resolves with its URL once it listens. */
-function startHttpServer(script, notes, extra = []) {
-  const child = spawn(process.execPath, [script, '--transport', 'http', '--port', '0', '--notes', notes, ...extra], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  httpServers.add(child);
-  const listening = new Promise((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /listening on port (\d+)/.exec(line);
-      if (match) resolve(`http://127.0.0.1:${match[1]}/mcp`);
-    });
-    child.on('exit', (code) => reject(new Error(`${script} exited with ${code} before listening`)));
-  });
-  return { child, listening };
 }
 
 function writeConfig(server) {
@@ -82,7 +58,7 @@ describe('redline mcp', { concurrency: true }, () => {
   for (const variant of variants) {
     // One variant's tests share a server and its counts: they run in order.
     describe(variant.name, { concurrency: false }, () => {
-      const script = path.join(serversDir, variant.script);
+      const script = path.join(mcpServersDir, variant.script);
       const notes = writeTempFile('notes.jsonl', '');
       let http;
       let config;
@@ -91,7 +67,7 @@ describe('redline mcp', { concurrency: true }, () => {
         if (variant.transport === 'stdio') {
           config = writeConfig({ transport: 'stdio', command: process.execPath, args: [script, '--notes', notes] });
         } else {
-          http = startHttpServer(script, notes);
+          http = startMcpHttpServer(variant.script, notes);
           config = writeConfig({ transport: 'http', url: await http.listening });
         }
       });
@@ -171,7 +147,7 @@ describe('redline mcp', { concurrency: true }, () => {
   }
 
   it('a configured revision the server does not speak is an error', async () => {
-    const script = path.join(serversDir, 'v2_server.mjs');
+    const script = path.join(mcpServersDir, 'v2_server.mjs');
     const config = writeConfig({ transport: 'stdio', command: process.execPath, args: [script], protocol: '2025-11-25' });
     const { code, stderr } = await redline(['mcp', 'tools', '--config', config, '--server', 'tools']);
     assert.equal(code, 1);
@@ -179,7 +155,7 @@ describe('redline mcp', { concurrency: true }, () => {
   });
 
   it('a 2.x server that also serves 2025 clients is still spoken to in 2026-07-28', async () => {
-    const script = path.join(serversDir, 'v2_server.mjs');
+    const script = path.join(mcpServersDir, 'v2_server.mjs');
     const config = writeConfig({ transport: 'stdio', command: process.execPath, args: [script, '--legacy'] });
     const { code, stdout, stderr } = await redline(['mcp', 'tools', '--config', config, '--server', 'tools', '--json']);
     assert.equal(code, 0, stderr);
