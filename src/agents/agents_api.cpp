@@ -23,13 +23,6 @@ namespace {
 
 constexpr auto kHeartbeat = std::chrono::seconds(15);
 
-json::value parse_or_null(std::string_view text) {
-  if (text.empty()) return nullptr;
-  boost::system::error_code ec;
-  json::value value = json::parse(text, ec);
-  return ec ? json::value(nullptr) : value;
-}
-
 net::HttpResponse not_found(std::string_view what, std::string_view id) {
   return json_error(make_error(404, std::string(what) + " '" + std::string(id) + "' not found.",
                                "", "not_found"));
@@ -49,38 +42,6 @@ std::string event_frame(std::string_view type, const json::object& data) {
   return "event: " + std::string(type) + "\ndata: " + json::serialize(data) + "\n\n";
 }
 
-// The refusal, if any, of running `model` with `grants` for `caller`: what a run would only
-// discover later is refused now, with the member it concerns.
-std::optional<ApiError> check_run_request(gateway::Gateway& gateway,
-                                          const gateway::Caller& caller, std::string_view model,
-                                          const std::vector<McpToolGrant>& grants,
-                                          std::string_view param_prefix) {
-  const auto table = gateway.table();
-  if (table->find_alias(model) == nullptr) {
-    return make_error(404,
-                      "The model `" + std::string(model) +
-                          "` does not exist or you do not have access to it.",
-                      std::string(param_prefix) + "model", "model_not_found");
-  }
-  if (!caller.may_use(model)) {
-    return make_error(403,
-                      "API key " + caller.key_id + " may not use model `" + std::string(model) +
-                          "`.",
-                      std::string(param_prefix) + "model", "model_not_allowed");
-  }
-  for (const McpToolGrant& grant : grants) {
-    const config::McpServerSettings* server = table->config().find_mcp_server(grant.server);
-    const bool allowed =
-        server != nullptr &&
-        (server->tenants.empty() || std::find(server->tenants.begin(), server->tenants.end(),
-                                              caller.tenant) != server->tenants.end());
-    if (!allowed) {
-      return make_error(400, "No MCP server '" + grant.server + "' is configured for you.",
-                        std::string(param_prefix) + "tools", "unknown_tool_server");
-    }
-  }
-  return std::nullopt;
-}
 
 }  // namespace
 

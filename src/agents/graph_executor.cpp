@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 
+#include "agents/json_answer.h"
 #include "agents/blocking_pool.h"
 #include "agents/memory_service.h"
 #include "agents/run_engine.h"
@@ -36,13 +37,6 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-json::value parse_or_null(std::string_view text) {
-  if (text.empty()) return nullptr;
-  boost::system::error_code ec;
-  json::value value = json::parse(text, ec);
-  return ec ? json::value(nullptr) : value;
 }
 
 std::string output_text_of(const store::GraphTask& task) {

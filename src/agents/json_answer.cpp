@@ -1,5 +1,6 @@
 #include "agents/json_answer.h"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <string>
 
@@ -50,6 +51,13 @@ net::HttpResponse method_not_allowed(const net::HttpRequest& request, std::strin
       "", "method_not_allowed"));
   response.headers.push_back({"Allow", std::string(allowed)});
   return response;
+}
+
+json::value parse_or_null(std::string_view text) {
+  if (text.empty()) return nullptr;
+  boost::system::error_code ec;
+  json::value value = json::parse(text, ec);
+  return ec ? json::value(nullptr) : value;
 }
 
 }  // namespace redline::agents

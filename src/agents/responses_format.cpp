@@ -366,23 +366,31 @@ json::array normalized_items(const json::value& items, const std::string& param,
   return normalized;
 }
 
-json::array read_tools(const Members& body) {
+// Splits "tools" into function tools (returned) and MCP tools (`mcp`, checked by the agent
+// runtime that calls them).
+json::array read_tools(const Members& body, json::array& mcp) {
   const json::array* tools = body.array("tools");
   if (tools == nullptr) return {};
+  json::array functions;
   for (std::size_t i = 0; i < tools->size(); ++i) {
     std::string path = element_param("tools", i);
     Members tool(require_object((*tools)[i], path), path);
     std::string_view type = tool.required_string("type");
+    if (type == "mcp") {
+      mcp.push_back((*tools)[i]);
+      continue;
+    }
     if (type != "function") {
-      reject(fmt::format("Redline supports function tools; '{}' is not supported.", type),
+      reject(fmt::format("Redline supports function and mcp tools; '{}' is not supported.", type),
              tool.param("type"), "invalid_value");
     }
     tool.required_nonempty_string("name");
     tool.string("description");
     tool.object("parameters");
     tool.boolean("strict");
+    functions.push_back((*tools)[i]);
   }
-  return *tools;
+  return functions;
 }
 
 bool declares_function(const json::array& tools, std::string_view name) {
@@ -486,7 +494,7 @@ ResponsesRequest read_request(const Members& body, const IdSource& ids) {
   if (const json::value* input = body.given("input")) {
     request.input = normalized_items(*input, "input", ids);
   }
-  request.tools = read_tools(body);
+  request.tools = read_tools(body, request.mcp_tools);
   request.tool_choice = read_tool_choice(body, request.tools);
   request.previous_response_id = body.optional_string("previous_response_id").value_or("");
   request.conversation_id = read_conversation(body);
@@ -844,6 +852,18 @@ std::optional<TurnOutput> output_from_chat_completion(std::string_view chat_json
   return turn;
 }
 
+json::object assistant_text_item(std::string_view id, std::string_view text) {
+  return message_item(id, "completed", json::array{output_text_part(text)});
+}
+
+namespace {
+json::array all_tools(const ResponsesRequest& request) {
+  json::array tools = request.tools;
+  for (const json::value& tool : request.mcp_tools) tools.push_back(tool);
+  return tools;
+}
+}  // namespace
+
 json::object response_object(const ResponsesRequest& request, const ResponseState& state) {
   json::value incomplete_details = nullptr;
   if (!state.incomplete_reason.empty()) {
@@ -871,7 +891,7 @@ json::object response_object(const ResponsesRequest& request, const ResponseStat
       {"temperature", request.temperature.value_or(1.0)},
       {"text", text_config(request.text)},
       {"tool_choice", request.tool_choice.is_null() ? json::value("auto") : request.tool_choice},
-      {"tools", request.tools},
+      {"tools", all_tools(request)},
       {"top_p", request.top_p.value_or(1.0)},
       {"truncation", "disabled"},
       {"usage", state.usage_from ? json::value(usage_object(*state.usage_from)) : nullptr},

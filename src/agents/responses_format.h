@@ -36,6 +36,7 @@ struct ResponsesRequest {
   std::optional<std::string> instructions;  // becomes the first system message
   boost::json::array input;                 // normalised items (see normalize_items); may be empty
   boost::json::array tools;                 // function tools, Responses shape, as given
+  boost::json::array mcp_tools;             // {"type":"mcp"} tools, as given: run server-side
   boost::json::value tool_choice;           // as given: "auto" | "none" | "required" |
                                             // {"type":"function","name":...}; null = not given
   std::string previous_response_id;         // "" = none
@@ -61,8 +62,8 @@ struct ResponsesParse {
 
 // Parses and validates the body of POST /v1/responses. 400s: not a JSON object; model missing;
 // input neither a string nor an array of items; an item that normalize_items rejects; a tool
-// whose type is not "function" ("Redline supports function tools; '<type>' is not supported",
-// param "tools[i].type") or without a name; tool_choice naming a function not in tools;
+// whose type is neither "function" nor "mcp" ("Redline supports function and mcp tools; '<type>'
+// is not supported", param "tools[i].type") or a function without a name; tool_choice naming a function not in tools;
 // conversation given together with previous_response_id; background without store; numbers out
 // of range; metadata over its limits.
 ResponsesParse parse_responses_request(std::string_view body, const IdSource& ids);
@@ -137,6 +138,9 @@ struct ResponseState {
   std::string incomplete_reason;         // "" = incomplete_details is null
   std::string conversation_id;           // "" = "conversation": null
 };
+
+// A completed assistant message item holding `text` as one output_text part.
+boost::json::object assistant_text_item(std::string_view id, std::string_view text);
 
 // The Response object clients receive and GET returns: {"id","object":"response","created_at",
 // "status","background","error","incomplete_details","instructions","max_output_tokens","model",

@@ -15,6 +15,8 @@
 #include "agents/json_answer.h"
 #include "agents/memory_service.h"
 #include "agents/responses_format.h"
+#include "agents/run_engine.h"
+#include "agents/run_spec.h"
 #include "common/ids.h"
 #include "gateway/caller.h"
 #include "gateway/gateway.h"
@@ -240,6 +242,60 @@ ResponseState initial_state(const Turn& turn, std::string status) {
   state.status = std::move(status);
   state.conversation_id = turn.request.conversation_id;
   return state;
+}
+
+// What a turn continues from: the conversation's items or the previous_response_id chain, and
+// the redaction vault they were sent with. `error` says what vanished in the meantime.
+struct History {
+  std::vector<store::SessionItem> items;
+  std::string vault_json;
+  std::string error;
+};
+
+template <typename Depth>
+History load_history(store::SessionStore& store, const std::string& tenant,
+                     const ResponsesRequest& call, Depth max_chain_depth) {
+  History loaded;
+  if (!call.conversation_id.empty()) {
+    auto conversation = store.find_conversation(tenant, call.conversation_id);
+    auto items = store.all_conversation_items(tenant, call.conversation_id);
+    if (!conversation || !items || !*conversation) {
+      loaded.error = "conversation " + call.conversation_id + " is gone";
+    } else {
+      loaded.items = std::move(*items);
+      loaded.vault_json = (*conversation)->vault_json;
+    }
+  } else if (!call.previous_response_id.empty()) {
+    auto previous = store.find_response(tenant, call.previous_response_id);
+    auto items = store.response_chain_items(tenant, call.previous_response_id, max_chain_depth);
+    if (!previous || !items || !*previous) {
+      loaded.error = "previous response " + call.previous_response_id + " is gone";
+    } else {
+      loaded.items = std::move(*items);
+      loaded.vault_json = (*previous)->vault_json;
+    }
+  }
+  return loaded;
+}
+
+// A tool call of an agent run as a Responses output item.
+json::object mcp_call_item(const store::RunStep& step, std::string_view run_id) {
+  const json::value request = parse_or_null(step.request_json);
+  const json::value result = parse_or_null(step.result_json);
+  const json::object empty;
+  const json::object& asked = request.is_object() ? request.as_object() : empty;
+  const json::object& got = result.is_object() ? result.as_object() : empty;
+  const bool is_error = got.contains("is_error") && got.at("is_error") == json::value(true);
+  const json::value output = got.contains("output") ? got.at("output") : json::value(nullptr);
+  return {{"type", "mcp_call"},
+          {"id", "mcp_" + std::string(run_id.substr(run_id.find('_') + 1)) + "_" +
+                     std::to_string(step.seq)},
+          {"server_label", string_of(asked, "server")},
+          {"name", string_of(asked, "tool")},
+          {"arguments", string_of(asked, "arguments")},
+          {"output", is_error ? json::value(nullptr) : output},
+          {"error", is_error ? output : json::value(nullptr)},
+          {"status", "completed"}};
 }
 
 bool terminal(std::string_view status) {
@@ -469,6 +525,11 @@ asio::awaitable<void> ResponsesService::create(const gateway::Caller& caller,
     }
   }
 
+  if (!call.mcp_tools.empty()) {
+    context.status = co_await run_mcp_turn(turn, writer);
+    co_return;
+  }
+
   // The turn's own label, before memory: what the gateway will at least classify it as.
   const policy::RedLinePolicy& red_lines = table->policy();
   turn->base_label = policy::least_upper_bound(
@@ -558,33 +619,8 @@ asio::awaitable<int> ResponsesService::run_turn(std::shared_ptr<Turn> turn,
   }
 
   // What came before, and the placeholders it was redacted with.
-  struct History {
-    std::vector<store::SessionItem> items;
-    std::string vault_json;
-    std::string error;
-  };
   History history = co_await blocking_.run([&] {
-    History loaded;
-    if (!call.conversation_id.empty()) {
-      auto conversation = store_->find_conversation(tenant, call.conversation_id);
-      auto items = store_->all_conversation_items(tenant, call.conversation_id);
-      if (!conversation || !items || !*conversation) {
-        loaded.error = "conversation " + call.conversation_id + " is gone";
-      } else {
-        loaded.items = std::move(*items);
-        loaded.vault_json = (*conversation)->vault_json;
-      }
-    } else if (!call.previous_response_id.empty()) {
-      auto previous = store_->find_response(tenant, call.previous_response_id);
-      auto items =
-          store_->response_chain_items(tenant, call.previous_response_id, settings.max_chain_depth);
-      if (!previous || !items || !*previous) {
-        loaded.error = "previous response " + call.previous_response_id + " is gone";
-      } else {
-        loaded.items = std::move(*items);
-        loaded.vault_json = (*previous)->vault_json;
-      }
-    }
+    History loaded = load_history(*store_, tenant, call, settings.max_chain_depth);
     if (turn->inserted) {
       // A background response: queued until now.
       auto record = store_->find_response(tenant, turn->id);
@@ -733,6 +769,139 @@ asio::awaitable<int> ResponsesService::run_turn(std::shared_ptr<Turn> turn,
   const int status = answer.status;
   co_await writer->send(std::move(answer));
   co_return status;
+}
+
+asio::awaitable<int> ResponsesService::run_mcp_turn(std::shared_ptr<Turn> turn,
+                                                    net::ResponseWriter& writer) {
+  const ResponsesRequest& call = turn->request;
+  const std::string& tenant = turn->caller.tenant;
+  // Takes a named response: g++ 12 destroys a temporary in a co_await expression twice.
+  auto answer = [&](net::HttpResponse& response) -> asio::awaitable<int> {
+    response.headers.push_back({"x-request-id", std::string(turn->origin.header("x-request-id"))});
+    const int status = response.status;
+    co_await writer.send(std::move(response));
+    co_return status;
+  };
+
+  std::optional<ApiError> error;
+  RunSpec spec;
+  if (runs_ == nullptr) {
+    error = make_error(400, "This gateway runs no agent runtime, which MCP tools need.", "tools",
+                       "mcp_unavailable");
+  } else if (call.stream || call.background) {
+    error = make_error(400,
+                       "With mcp tools the response is given when the server-side tool loop "
+                       "ends; `stream` and `background` are not supported with them. Follow the "
+                       "loop step by step with POST /v1/agent/runs instead.",
+                       call.stream ? "stream" : "background", "unsupported_parameter");
+  } else if (!call.tools.empty()) {
+    error = make_error(400,
+                       "mcp tools run on the gateway and cannot be combined with function tools, "
+                       "which only the client can call.",
+                       "tools", "invalid_value");
+  }
+  if (!error) spec.tools = read_mcp_grants(call.mcp_tools, "tools", error);
+  if (!error) error = check_run_request(gateway_, turn->caller, call.model, spec.tools, "");
+  if (error) {
+    net::HttpResponse refused = json_error(*error);
+    co_return co_await answer(refused);
+  }
+
+  // One writer per conversation, as for any turn.
+  TurnLease lease;
+  if (!call.conversation_id.empty()) {
+    lease = co_await conversation_turns_.acquire(call.conversation_id);
+  }
+  const auto max_chain_depth = gateway_.table()->config().sessions.max_chain_depth;
+  History history = co_await blocking_.run(
+      [&] { return load_history(*store_, tenant, call, max_chain_depth); });
+  if (!history.error.empty()) {
+    ApiError conflict =
+        make_error(409, "The turn cannot run: " + history.error + ".", "", "conflict");
+    net::HttpResponse refused = json_error(conflict);
+    co_return co_await answer(refused);
+  }
+
+  spec.model = call.model;
+  spec.instructions = call.instructions.value_or("");
+  spec.input = to_json_items(history.items);
+  for (const json::value& item : call.input) spec.input.push_back(item);
+  spec.metadata = call.metadata;
+  spec.response_id = turn->id;
+  const std::string run_id = new_object_id("run");
+  const std::string_view no_graph;
+  const std::string_view no_task;
+  // Subscribed before the run starts, so no step of it goes unseen.
+  auto events = runs_->events().subscribe(run_id, co_await asio::this_coro::executor);
+  auto started = co_await runs_->start(turn->caller, std::move(spec), no_graph, no_task, run_id);
+  if (!started) {
+    ApiError failed = make_error(500, "The run store failed: " + started.error(), "", "store_error");
+    net::HttpResponse refused = json_error(failed);
+    co_return co_await answer(refused);
+  }
+  // Until the run ends or parks; a client that leaves does not stop it.
+  store::RunRecord run = *started;
+  while (run_is_active(run.status) && run.status != "waiting_approval" &&
+         run.status != "requires_action") {
+    co_await events->next(std::chrono::milliseconds(500));
+    auto found = co_await blocking_.run([&] { return runs_->store().find_run(tenant, run_id); });
+    if (found && *found) run = std::move(**found);
+  }
+  auto steps = co_await blocking_.run([&] { return runs_->store().steps(tenant, run_id); });
+
+  ResponseState state = initial_state(*turn, "completed");
+  for (const store::RunStep& step : steps ? *steps : std::vector<store::RunStep>()) {
+    if (step.kind == "tool_call" && step.status == "completed") {
+      state.output.push_back(mcp_call_item(step, run_id));
+    }
+  }
+  const json::value run_state = parse_or_null(run.state_json);
+  const json::object no_state;
+  const json::object& facts = run_state.is_object() ? run_state.as_object() : no_state;
+  json::array answer_items;
+  if (run.status == "completed") {
+    answer_items.push_back(
+        assistant_text_item(new_object_id("msg"), string_of(facts, "output_text")));
+    state.output.push_back(answer_items.back());
+  } else if (run.status == "failed" || run.status == "cancelled") {
+    state.status = run.status;
+    state.error = facts.contains("error") ? facts.at("error") : json::value(nullptr);
+  } else {
+    // Stopped at a limit, or parked for an approval or a decision: the run says what next.
+    state.status = "incomplete";
+    state.incomplete_reason = run.status;
+  }
+  if (const auto* usage = facts.if_contains("usage"); usage && usage->is_object()) {
+    TurnOutput tokens;
+    const json::object& numbers = usage->as_object();
+    if (const auto* in = numbers.if_contains("input_tokens"); in && in->is_int64()) {
+      tokens.input_tokens = in->as_int64();
+    }
+    if (const auto* out = numbers.if_contains("output_tokens"); out && out->is_int64()) {
+      tokens.output_tokens = out->as_int64();
+    }
+    state.usage_from = std::move(tokens);
+  }
+  json::object object = response_object(call, state);
+  object["redline"] = json::object{{"run_id", run_id}, {"run_status", run.status}};
+
+  if (call.store) {
+    const std::int64_t now = clock_->unix_seconds();
+    store::TurnRecord record;
+    record.response = {turn->id,           tenant, state.status, call.previous_response_id,
+                       call.conversation_id, json::serialize(object), history.vault_json,
+                       false,              turn->created_at, now};
+    record.insert = true;
+    record.input_items = to_session_items(call.input, turn->created_at);
+    // The answer continues a chain or a conversation; the tool calls stay in the run's journal.
+    record.output_items = to_session_items(answer_items, now);
+    record.append_to_conversation = run.status == "completed" && !call.conversation_id.empty();
+    const auto stored = co_await blocking_.run([&] { return store_->record_turn(record); });
+    if (!stored) spdlog::warn("responses: cannot store {}: {}", turn->id, stored.message);
+  }
+  lease.release();
+  net::HttpResponse done = json_ok(object);
+  co_return co_await answer(done);
 }
 
 asio::awaitable<net::HttpResponse> ResponsesService::cancel(const gateway::Caller& caller,

@@ -49,6 +49,7 @@ namespace redline::agents {
 
 class BlockingPool;
 class MemoryService;
+class RunEngine;
 struct Turn;
 
 class ResponsesService {
@@ -63,6 +64,9 @@ class ResponsesService {
                                       net::ResponseWriter& writer,
                                       gateway::RequestContext& context);
 
+  // Lets responses offer MCP tools ({"type":"mcp"}): such a turn is a durable run of `runs`.
+  void run_mcp_tools_with(RunEngine* runs) { runs_ = runs; }
+
   // After a restart: responses that were queued or in progress can no longer finish; they are
   // marked failed so clients polling them learn it. Returns how many.
   std::size_t fail_interrupted();
@@ -76,6 +80,10 @@ class ResponsesService {
   // Runs one turn and stores it; answers `writer` unless it is null (a background response
   // nobody follows). Returns the status the client got.
   boost::asio::awaitable<int> run_turn(std::shared_ptr<Turn> turn, net::ResponseWriter* writer);
+  // A turn offering MCP tools: the tool loop runs server-side as a durable agent run, and the
+  // answer comes when it ends (or parks, waiting for an approval or a decision).
+  boost::asio::awaitable<int> run_mcp_turn(std::shared_ptr<Turn> turn,
+                                           net::ResponseWriter& writer);
   // A background turn, registered for cancel() while it runs; `writer` for one that streams.
   boost::asio::awaitable<int> run_in_background(std::shared_ptr<Turn> turn,
                                                 net::ResponseWriter* writer);
@@ -97,6 +105,7 @@ class ResponsesService {
   MemoryService& memory_;
   BlockingPool& blocking_;
   std::shared_ptr<const quota::Clock> clock_;
+  RunEngine* runs_ = nullptr;
   TurnQueue conversation_turns_;
   // Background responses running in this process, by id: what cancel() stops.
   std::mutex background_mutex_;

@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 
+#include "agents/json_answer.h"
 #include "agents/blocking_pool.h"
 #include "agents/memory_service.h"
 #include "agents/responses_format.h"
@@ -41,6 +42,37 @@ bool run_is_active(std::string_view status) {
          status == "requires_action";
 }
 
+std::optional<ApiError> check_run_request(gateway::Gateway& gateway,
+                                          const gateway::Caller& caller, std::string_view model,
+                                          const std::vector<McpToolGrant>& grants,
+                                          std::string_view param_prefix) {
+  const auto table = gateway.table();
+  if (table->find_alias(model) == nullptr) {
+    return make_error(404,
+                      "The model `" + std::string(model) +
+                          "` does not exist or you do not have access to it.",
+                      std::string(param_prefix) + "model", "model_not_found");
+  }
+  if (!caller.may_use(model)) {
+    return make_error(403,
+                      "API key " + caller.key_id + " may not use model `" + std::string(model) +
+                          "`.",
+                      std::string(param_prefix) + "model", "model_not_allowed");
+  }
+  for (const McpToolGrant& grant : grants) {
+    const config::McpServerSettings* server = table->config().find_mcp_server(grant.server);
+    const bool allowed =
+        server != nullptr &&
+        (server->tenants.empty() || std::find(server->tenants.begin(), server->tenants.end(),
+                                              caller.tenant) != server->tenants.end());
+    if (!allowed) {
+      return make_error(400, "No MCP server '" + grant.server + "' is configured for you.",
+                        std::string(param_prefix) + "tools", "unknown_tool_server");
+    }
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 // Tool servers and tools become one function name for the model: "<server>__<tool>".
@@ -48,13 +80,6 @@ constexpr std::string_view kToolSeparator = "__";
 
 const std::vector<std::string> kActiveStatuses = {"queued", "running", "waiting_approval",
                                                   "requires_action"};
-
-json::value parse_or_null(std::string_view text) {
-  if (text.empty()) return nullptr;
-  boost::system::error_code ec;
-  json::value value = json::parse(text, ec);
-  return ec ? json::value(nullptr) : value;
-}
 
 std::string string_of(const json::object& object, std::string_view key) {
   const json::value* value = object.if_contains(key);

@@ -52,6 +52,14 @@ class ToolServers;
 // Statuses a run can still change from.
 bool run_is_active(std::string_view status);
 
+// The refusal, if any, of running `model` with `grants` for `caller`: what a run would only
+// discover later (an unknown model, a model the key may not use, a tool server not configured
+// for the tenant) is refused when the run is asked for, naming the member under `param_prefix`.
+std::optional<ApiError> check_run_request(gateway::Gateway& gateway,
+                                          const gateway::Caller& caller, std::string_view model,
+                                          const std::vector<McpToolGrant>& grants,
+                                          std::string_view param_prefix);
+
 class RunEngine {
  public:
   RunEngine(gateway::Gateway& gateway, std::shared_ptr<store::RunStore> store, ToolServers& tools,

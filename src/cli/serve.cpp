@@ -243,6 +243,7 @@ int run_gateway(const std::string& config_path) {
     graphs = std::make_unique<agents::GraphExecutor>(gateway, *runs, run_store, *memory, blocking);
     agents_api = std::make_unique<agents::AgentsApi>(gateway, *runs, *graphs, blocking);
     api.serve_agents(agents_api.get());
+    responses->run_mcp_tools_with(runs.get());
     // Runs and graphs the last stop left unfinished go on where their journal says.
     runs->resume_all();
     graphs->resume_all();

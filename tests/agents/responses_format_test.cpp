@@ -312,7 +312,7 @@ TEST(ParseResponsesRequest, ErrorMessagesReadLikeOpenAIs) {
             "Invalid value: 'input_text'. Supported values are: 'output_text' and 'refusal'.");
   EXPECT_EQ(error_message("{}"), "Missing required parameter: 'model'.");
   EXPECT_EQ(error_message(R"({"model":"m","tools":[{"type":"web_search"}]})"),
-            "Redline supports function tools; 'web_search' is not supported.");
+            "Redline supports function and mcp tools; 'web_search' is not supported.");
   EXPECT_EQ(error_message(R"({"model":"m","temperature":3})"),
             "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got "
             "3 instead.");

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import OpenAI from 'openai';
+
 import {
   getJsonResponse,
   killAll,
@@ -395,6 +397,58 @@ describe('agents: runs over MCP tools', () => {
     assert.ok(parsed.some((event) => event.type.startsWith('run.step') && event.step.kind === 'model_call'), stream.text);
     assert.equal(parsed.at(-1).type, 'run.status');
     assert.equal(parsed.at(-1).status, 'cancelled');
+  });
+
+  it('answers /v1/responses offering mcp tools by running the loop server-side (openai SDK)', async () => {
+    const client = new OpenAI({ apiKey: keyA, baseURL: gateway.baseUrl, maxRetries: 0 });
+    const tools = [{ type: 'mcp', server_label: 'files', allowed_tools: ['search'], require_approval: 'never' }];
+    const response = await client.responses.create({ model: 'agent', input: 'What do we know about red lines?', tools });
+    assert.equal(response.status, 'completed');
+    const calls = response.output.filter((item) => item.type === 'mcp_call');
+    assert.equal(calls.length, 2);
+    for (const item of calls) {
+      assert.equal(item.server_label, 'files');
+      assert.equal(item.name, 'search');
+      assert.equal(typeof JSON.parse(item.arguments).query, 'string');
+      assert.match(item.output, /result 1 <https:\/\/example\.test\//);
+      assert.equal(item.error, null);
+    }
+    assert.ok(response.output_text.startsWith(`Found: ${calls[1].output.split('\n')[0]}`), response.output_text);
+    assert.ok(response.usage.input_tokens > 0);
+    assert.equal(response.tools[0].type, 'mcp');
+    const run = await getRun(gateway, keyA, response.redline.run_id);
+    assert.equal(run.status, 'completed');
+    assert.equal(run.tool_calls, 2);
+
+    // Stored like any response, and continued like one.
+    const stored = await client.responses.retrieve(response.id);
+    assert.deepEqual(stored.output.map((item) => item.type), ['mcp_call', 'mcp_call', 'message']);
+    const next = await client.responses.create({ model: 'agent', previous_response_id: response.id, input: 'echo: thanks' });
+    assert.equal(next.output_text, 'thanks');
+    const history = (await sims.agent.requests()).at(-1).body.messages;
+    assert.ok(history.some((m) => m.role === 'assistant' && m.content.startsWith('Found: ')), JSON.stringify(history));
+
+    // A gated tool parks the run: the response is incomplete and names the run to approve.
+    const gated = await client.responses.create({
+      model: 'agent',
+      input: 'note it',
+      tools: [{ type: 'mcp', server_label: 'approvals', allowed_tools: ['append_note'] }],
+    });
+    assert.equal(gated.status, 'incomplete');
+    assert.equal(gated.incomplete_details.reason, 'waiting_approval');
+    assert.equal(gated.redline.run_status, 'waiting_approval');
+    assert.equal((await call(gateway, 'POST', `/v1/agent/runs/${gated.redline.run_id}/cancel`, { key: keyA })).status, 200);
+
+    for (const [body, param] of [
+      [{ model: 'agent', input: 'x', stream: true, tools }, 'stream'],
+      [{ model: 'agent', input: 'x', tools: [{ ...tools[0], server_url: 'http://127.0.0.1:1/mcp' }] }, 'tools[0].server_url'],
+      [{ model: 'agent', input: 'x', tools: [{ type: 'mcp', server_label: 'nope' }] }, 'tools'],
+      [{ model: 'agent', input: 'x', tools: [...tools, { type: 'function', name: 'f' }] }, 'tools'],
+    ]) {
+      const refused = await call(gateway, 'POST', '/v1/responses', { key: keyA, body });
+      assert.equal(refused.status, 400, refused.text);
+      assert.equal(refused.json.error.param, param, refused.text);
+    }
   });
 
   it('rejects malformed runs with a named parameter', async () => {
