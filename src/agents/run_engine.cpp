@@ -263,6 +263,10 @@ RunEngine::Replay RunEngine::Replay::of(const std::vector<RunStep>& steps,
       call->approved = bool_of(result, "approved");
       call->approval_by = string_of(result, "by");
     } else if (step.kind == "compaction" && completed) {
+      // The summary's model call counts toward the run's usage and limits.
+      replay.input_tokens += integer_of(result, "input_tokens");
+      replay.output_tokens += integer_of(result, "output_tokens");
+      replay.cost_usd += number_of(result, "cost_usd");
       if (const auto* messages = result.if_contains("messages"); messages && messages->is_array()) {
         replay.messages = messages->as_array();
         replay.unmasked_observations = 0;
@@ -1070,6 +1074,11 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
     }
   }
   json::array compacted(messages.begin(), messages.begin() + static_cast<long>(head_end));
+  struct {
+    std::int64_t input_tokens = 0;
+    std::int64_t output_tokens = 0;
+    double cost_usd = 0;
+  } summary_usage;
   if (!to_summarise.empty()) {
     const json::object body{
         {"model", settings.summary_model.value},
@@ -1089,6 +1098,7 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
     origin.headers.push_back({"x-request-id", run.id + "#compaction"});
     summary_call.origin = &origin;
     const gateway::ModelCallResult summary = co_await gateway::call_model(gateway_, summary_call);
+    summary_usage = {summary.tokens_in, summary.tokens_out, summary.cost_usd};
     std::string text;
     if (summary.completed) {
       const json::value answer = parse_or_null(summary.body);
@@ -1120,7 +1130,10 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
                             {"estimated_tokens_before", before},
                             {"estimated_tokens_after", after},
                             {"masked", masked},
-                            {"summarised", summarised}};
+                            {"summarised", summarised},
+                            {"input_tokens", summary_usage.input_tokens},
+                            {"output_tokens", summary_usage.output_tokens},
+                            {"cost_usd", summary_usage.cost_usd}};
   const std::string serialized = json::serialize(result);
   co_await end_step(run, *seq, "completed", serialized);
   // The audit chain records that the run's context was rewritten.

@@ -590,6 +590,86 @@ describe('agents: task graphs', () => {
   });
 });
 
+describe('agents: context compaction', () => {
+  let sim;
+  let summarySim;
+  let gateway;
+  let key;
+
+  before(async () => {
+    sim = await startSim(null, { name: 'compaction-agent', model: { output_tokens: 8, tool_rounds: 6, cite_tool_results: true } });
+    summarySim = await startSim(null, { name: 'compaction-summary', model: { output_tokens: 12 } });
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'redline-compaction-'));
+    gateway = await startGateway(null, {
+      auth: { required: true, admin_token_env: 'REDLINE_AGENTS_ADMIN_TOKEN' },
+      // A small window: a few search results fill the threshold.
+      agents: { context_window_tokens: 600, compaction_threshold: 0.5, keep_recent_steps: 2, summary_model: 'summary' },
+      mcp_servers: [stdioServer('files', 'v1_server.mjs', path.join(tmp, 'files.jsonl'))],
+      backends: [
+        { name: 'agent', sim },
+        { name: 'summary', sim: summarySim },
+      ],
+      aliases: [
+        { name: 'agent', targets: ['agent'] },
+        { name: 'summary', targets: ['summary'] },
+      ],
+    });
+    key = await createKey(gateway, { tenant: 'compaction' });
+  });
+  after(killAll);
+
+  it('masks older observations when the prompt nears the window, journals it, and the run still succeeds', async () => {
+    const run = await startRun(gateway, key, { model: 'agent', input: 'research red lines in depth', tools: mcpTools('files', ['search']) });
+    const done = await runReaches(gateway, key, run.id, ['completed', 'failed', 'stopped']);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    const journal = await steps(gateway, key, run.id);
+    const compactions = journal.filter((step) => step.kind === 'compaction');
+    assert.ok(compactions.length >= 1, JSON.stringify(journal.map((step) => step.kind)));
+    for (const step of compactions) {
+      assert.equal(step.status, 'completed');
+      assert.ok(step.result.masked > 0);
+      assert.ok(step.result.estimated_tokens_after < step.result.estimated_tokens_before, JSON.stringify(step.result));
+    }
+    // The model's later prompts carried markers instead of the old results, and every tool call.
+    const last = (await sim.requests()).at(-1).body.messages;
+    assert.ok(last.some((m) => m.role === 'tool' && m.content.startsWith('[observation masked by compaction')), JSON.stringify(last));
+    assert.equal(last.filter((m) => m.role === 'tool').length, 6, 'tool calls and their answers stay paired');
+    assert.equal(last.filter((m) => m.role === 'assistant' && m.tool_calls).length, 6);
+    // The latest result is intact: the answer cites it.
+    const outputs = toolOutputs(journal);
+    assert.ok(done.output_text.startsWith(`Found: ${outputs.at(-1).split('\n')[0]}`), done.output_text);
+  });
+
+  it('summarises the older turns with the summary model and counts its tokens', async () => {
+    await summarySim.reset();
+    const notes = 'Earlier finding: the audit chain is signed with Ed25519 and verified offline. '.repeat(4);
+    const run = await startRun(gateway, key, {
+      model: 'agent',
+      input: [
+        { role: 'user', content: 'what did we learn so far?' },
+        { role: 'assistant', content: notes },
+        { role: 'user', content: 'now research red lines' },
+      ],
+      tools: mcpTools('files', ['search']),
+    });
+    const done = await runReaches(gateway, key, run.id, ['completed', 'failed', 'stopped']);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    const compaction = (await steps(gateway, key, run.id)).find((step) => step.kind === 'compaction');
+    assert.equal(compaction.result.summarised, 1);
+    assert.ok(compaction.result.input_tokens > 0, JSON.stringify(compaction.result));
+    const summaryRequests = await summarySim.requests();
+    assert.equal(summaryRequests.length, 1);
+    assert.ok(summaryRequests[0].body.messages[1].content.includes('Ed25519'));
+    const last = (await sim.requests()).at(-1).body.messages;
+    assert.ok(last.some((m) => m.role === 'system' && m.content.startsWith('Summary of earlier steps: ')), JSON.stringify(last));
+    assert.ok(!last.some((m) => typeof m.content === 'string' && m.content.includes('Earlier finding')), 'the notes were replaced');
+    const modelTokens = (await steps(gateway, key, run.id))
+      .filter((step) => step.kind === 'model_call')
+      .reduce((sum, step) => sum + step.result.input_tokens, 0);
+    assert.equal(done.usage.input_tokens, modelTokens + compaction.result.input_tokens);
+  });
+});
+
 describe('agents: kill -9 of the gateway in the middle of runs and graphs', () => {
   let sim;
   let configPath;
