@@ -24,8 +24,8 @@ namespace {
 constexpr auto kHeartbeat = std::chrono::seconds(15);
 
 net::HttpResponse not_found(std::string_view what, std::string_view id) {
-  return json_error(make_error(404, std::string(what) + " '" + std::string(id) + "' not found.",
-                               "", "not_found"));
+  return json_error(make_error(404, std::string(what) + " '" + std::string(id) + "' not found.", "",
+                               "not_found"));
 }
 
 net::HttpResponse store_failed(const std::string& message) {
@@ -33,15 +33,14 @@ net::HttpResponse store_failed(const std::string& message) {
 }
 
 net::HttpResponse unknown_url(const net::HttpRequest& request) {
-  return json_error(make_error(404, "Unknown request URL: " + request.method + " " +
-                                        std::string(request.path()) + ".",
-                               "", "unknown_url"));
+  return json_error(make_error(
+      404, "Unknown request URL: " + request.method + " " + std::string(request.path()) + ".", "",
+      "unknown_url"));
 }
 
 std::string event_frame(std::string_view type, const json::object& data) {
   return "event: " + std::string(type) + "\ndata: " + json::serialize(data) + "\n\n";
 }
-
 
 }  // namespace
 
@@ -96,13 +95,12 @@ asio::awaitable<net::HttpResponse> AgentsApi::runs(const gateway::Caller& caller
       bool bad = false;
       const auto limit = net::integer_query_param(request.target, "limit", bad).value_or(20);
       if (bad || limit < 1 || limit > 100) {
-        co_return json_error(make_error(400, "`limit` must be between 1 and 100.", "limit",
-                                        "invalid_value"));
+        co_return json_error(
+            make_error(400, "`limit` must be between 1 and 100.", "limit", "invalid_value"));
       }
       const std::string graph_id = net::query_param(request.target, "graph_id").value_or("");
-      auto listed = co_await blocking_.run([&] {
-        return store.list_runs(tenant, graph_id, static_cast<std::size_t>(limit));
-      });
+      auto listed = co_await blocking_.run(
+          [&] { return store.list_runs(tenant, graph_id, static_cast<std::size_t>(limit)); });
       if (!listed) co_return store_failed(listed.error());
       json::array data;
       for (const store::RunRecord& run : *listed) data.push_back(runs_.run_json(run));
@@ -140,18 +138,18 @@ asio::awaitable<net::HttpResponse> AgentsApi::runs(const gateway::Caller& caller
     co_return json_ok(runs_.run_json(**now));
   }
   boost::system::error_code ec;
-  const json::value body = request.body.empty() ? json::value(json::object{})
-                                                : json::parse(request.body, ec);
+  const json::value body =
+      request.body.empty() ? json::value(json::object{}) : json::parse(request.body, ec);
   if (ec || !body.is_object()) {
     co_return json_error(make_error(400, "The body must be a JSON object.", "", "invalid_json"));
   }
   const json::object& fields = body.as_object();
   // Only the key that started a run (or the admin, through /admin/agent/) decides for it.
   if ((action.starts_with("/approvals/") || action == "/resolve") && run.key_id != caller.key_id) {
-    co_return json_error(make_error(403,
-                                    "Only the API key that started run " + id +
-                                        " (or an administrator) may decide for it.",
-                                    "", "not_run_owner"));
+    co_return json_error(make_error(
+        403,
+        "Only the API key that started run " + id + " (or an administrator) may decide for it.", "",
+        "not_run_owner"));
   }
   if (action.starts_with("/approvals/")) {
     if (request.method != "POST") co_return method_not_allowed(request, "POST");
@@ -170,9 +168,8 @@ asio::awaitable<net::HttpResponse> AgentsApi::runs(const gateway::Caller& caller
     std::string reason_text =
         reason && reason->is_string() ? std::string(reason->as_string()) : std::string();
     std::string by = "key:" + caller.key_id;
-    auto decided =
-        co_await runs_.decide_approval(tenant, id, seq, approve->as_bool(), std::move(by),
-                                       std::move(reason_text));
+    auto decided = co_await runs_.decide_approval(tenant, id, seq, approve->as_bool(),
+                                                  std::move(by), std::move(reason_text));
     if (!decided) co_return json_error(make_error(409, decided.message, "", "conflict"));
     auto now = co_await blocking_.run([&] { return store.find_run(tenant, id); });
     if (!now || !*now) co_return not_found("Run", id);
@@ -252,8 +249,7 @@ asio::awaitable<void> AgentsApi::stream_events(const gateway::Caller& caller, st
                                                gateway::RequestContext& context) {
   const std::string object_id(id);
   // Subscribed before the snapshot is read, so nothing falls between the two.
-  auto subscription =
-      runs_.events().subscribe(object_id, co_await asio::this_coro::executor);
+  auto subscription = runs_.events().subscribe(object_id, co_await asio::this_coro::executor);
   std::string opening;
   bool ended = false;
   std::int64_t replayed_seq = 0;
@@ -267,8 +263,8 @@ asio::awaitable<void> AgentsApi::stream_events(const gateway::Caller& caller, st
     }
     const std::string status(described->value().at("status").as_string());
     ended = status != "running";
-    opening = event_frame("graph.snapshot", json::object{{"type", "graph.snapshot"},
-                                                          {"graph", **described}});
+    opening = event_frame("graph.snapshot",
+                          json::object{{"type", "graph.snapshot"}, {"graph", **described}});
   } else {
     store::RunStore& store = runs_.store();
     const std::string tenant = caller.tenant;
@@ -331,8 +327,8 @@ asio::awaitable<net::HttpResponse> AgentsApi::handle_admin(const net::HttpReques
   const std::string_view path = request.path();
   store::RunStore& store = runs_.store();
   if (path == "/admin/agent/approvals" && request.method == "GET") {
-    auto waiting = co_await blocking_.run(
-        [&] { return store.runs_with_status({"waiting_approval"}); });
+    auto waiting =
+        co_await blocking_.run([&] { return store.runs_with_status({"waiting_approval"}); });
     if (!waiting) co_return store_failed(waiting.error());
     json::array data;
     for (const store::RunRecord& run : *waiting) {

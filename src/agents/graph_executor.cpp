@@ -12,8 +12,8 @@
 #include <chrono>
 #include <map>
 
-#include "agents/json_answer.h"
 #include "agents/blocking_pool.h"
+#include "agents/json_answer.h"
 #include "agents/memory_service.h"
 #include "agents/run_engine.h"
 #include "agents/run_spec.h"
@@ -135,8 +135,7 @@ void GraphExecutor::resume_all() {
 
 asio::awaitable<void> GraphExecutor::schedule_after(std::string tenant, std::string id,
                                                     std::int64_t delay_ms) {
-  asio::steady_timer timer(co_await asio::this_coro::executor,
-                           std::chrono::milliseconds(delay_ms));
+  asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(delay_ms));
   co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   co_await schedule(std::move(tenant), std::move(id));
 }
@@ -195,8 +194,7 @@ asio::awaitable<void> GraphExecutor::on_run_finished(store::RunRecord run) {
     const store::MemoryNamespace scope{spec->memory_user, spec->memory_agent};
     co_await memory_.remember(run.tenant, scope, output_text, subject, source, label);
   } else {
-    const TaskEvent event =
-        run.status == "cancelled" ? TaskEvent::kCancelled : TaskEvent::kFailed;
+    const TaskEvent event = run.status == "cancelled" ? TaskEvent::kCancelled : TaskEvent::kFailed;
     const GraphSchedule::Outcome outcome = schedule_state.apply(*index, event);
     task.status = std::string(to_string(schedule_state.state(*index)));
     if (outcome.retry) {
@@ -300,8 +298,7 @@ asio::awaitable<void> GraphExecutor::schedule(std::string tenant, std::string id
   if (schedule_state.finished()) {
     const std::string outcome(schedule_state.outcome());
     const std::int64_t at = now_ms();
-    co_await blocking_.run(
-        [&] { return store_->update_graph_status(tenant, id, outcome, at); });
+    co_await blocking_.run([&] { return store_->update_graph_status(tenant, id, outcome, at); });
     publish(id, json::object{{"type", "graph.status"}, {"status", outcome}});
     co_return;
   }
@@ -311,8 +308,7 @@ asio::awaitable<void> GraphExecutor::schedule(std::string tenant, std::string id
       gateway::resume_caller(loaded.graph->key_id, gateway_.keys(), table->policy().lattice());
   if (!identified.caller) {
     const std::int64_t at = now_ms();
-    co_await blocking_.run(
-        [&] { return store_->update_graph_status(tenant, id, "failed", at); });
+    co_await blocking_.run([&] { return store_->update_graph_status(tenant, id, "failed", at); });
     publish(id, json::object{{"type", "graph.status"}, {"status", "failed"}});
     co_return;
   }
@@ -340,8 +336,7 @@ asio::awaitable<void> GraphExecutor::schedule(std::string tenant, std::string id
     run_spec.memory_agent = spec->memory_agent;
     run_spec.metadata = json::object{{"graph_id", id}, {"task_id", task.id}};
     schedule_state.apply(index, TaskEvent::kStarted);
-    auto started =
-        co_await runs_.start(*identified.caller, std::move(run_spec), id, task.id);
+    auto started = co_await runs_.start(*identified.caller, std::move(run_spec), id, task.id);
     store::GraphTask& stored = loaded.tasks[index];
     if (!started) {
       spdlog::error("agents: cannot start task {} of graph {}: {}", task.id, id, started.error());
@@ -426,15 +421,16 @@ asio::awaitable<store::Result<std::optional<json::object>>> GraphExecutor::descr
   double cost = 0;
   for (std::size_t i = 0; i < loaded.tasks.size(); ++i) {
     const store::GraphTask& task = loaded.tasks[i];
-    json::object entry{{"id", task.task_id},
-                       {"status", task.status},
-                       {"run_id", task.run_id.empty() ? json::value(nullptr)
-                                                      : json::value(task.run_id)},
-                       {"attempts", task.attempts},
-                       {"output_text", output_text_of(task)}};
+    json::object entry{
+        {"id", task.task_id},
+        {"status", task.status},
+        {"run_id", task.run_id.empty() ? json::value(nullptr) : json::value(task.run_id)},
+        {"attempts", task.attempts},
+        {"output_text", output_text_of(task)}};
     if (spec && i < spec->tasks.size()) {
       json::array depends;
-      for (const std::string& dependency : spec->tasks[i].depends_on) depends.emplace_back(dependency);
+      for (const std::string& dependency : spec->tasks[i].depends_on)
+        depends.emplace_back(dependency);
       entry["depends_on"] = std::move(depends);
     }
     // Usage over every attempt of the task.

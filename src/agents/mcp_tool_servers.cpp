@@ -73,8 +73,8 @@ asio::awaitable<ToolCallOutcome> McpToolServers::call_tool(const std::string& se
   }
   const mcp::McpError& error = called.error();
   // Whether the call ran is only certain when the server said it did not.
-  outcome.answered = error.kind == mcp::McpErrorKind::kServer ||
-                     error.kind == mcp::McpErrorKind::kInvalidArgument;
+  outcome.answered =
+      error.kind == mcp::McpErrorKind::kServer || error.kind == mcp::McpErrorKind::kInvalidArgument;
   outcome.is_error = true;
   outcome.output = "The tool call failed: " + error.to_string();
   co_return outcome;

@@ -715,8 +715,7 @@ asio::awaitable<void> MemoryService::extract(std::shared_ptr<Extraction> extract
 
 asio::awaitable<void> MemoryService::remember(const std::string& tenant,
                                               const MemoryNamespace& scope, const std::string& text,
-                                              const std::string& subject,
-                                              const std::string& source,
+                                              const std::string& subject, const std::string& source,
                                               const std::string& label) {
   if (text.empty()) co_return;
   const auto table = gateway_.table();

@@ -63,9 +63,9 @@ struct ResponsesParse {
 // Parses and validates the body of POST /v1/responses. 400s: not a JSON object; model missing;
 // input neither a string nor an array of items; an item that normalize_items rejects; a tool
 // whose type is neither "function" nor "mcp" ("Redline supports function and mcp tools; '<type>'
-// is not supported", param "tools[i].type") or a function without a name; tool_choice naming a function not in tools;
-// conversation given together with previous_response_id; background without store; numbers out
-// of range; metadata over its limits.
+// is not supported", param "tools[i].type") or a function without a name; tool_choice naming a
+// function not in tools; conversation given together with previous_response_id; background without
+// store; numbers out of range; metadata over its limits.
 ResponsesParse parse_responses_request(std::string_view body, const IdSource& ids);
 
 // Normalises client-supplied items into stored items, each given a fresh "id" unless it brought

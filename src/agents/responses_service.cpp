@@ -813,8 +813,8 @@ asio::awaitable<int> ResponsesService::run_mcp_turn(std::shared_ptr<Turn> turn,
     lease = co_await conversation_turns_.acquire(call.conversation_id);
   }
   const auto max_chain_depth = gateway_.table()->config().sessions.max_chain_depth;
-  History history = co_await blocking_.run(
-      [&] { return load_history(*store_, tenant, call, max_chain_depth); });
+  History history =
+      co_await blocking_.run([&] { return load_history(*store_, tenant, call, max_chain_depth); });
   if (!history.error.empty()) {
     ApiError conflict =
         make_error(409, "The turn cannot run: " + history.error + ".", "", "conflict");
@@ -835,7 +835,8 @@ asio::awaitable<int> ResponsesService::run_mcp_turn(std::shared_ptr<Turn> turn,
   auto events = runs_->events().subscribe(run_id, co_await asio::this_coro::executor);
   auto started = co_await runs_->start(turn->caller, std::move(spec), no_graph, no_task, run_id);
   if (!started) {
-    ApiError failed = make_error(500, "The run store failed: " + started.error(), "", "store_error");
+    ApiError failed =
+        make_error(500, "The run store failed: " + started.error(), "", "store_error");
     net::HttpResponse refused = json_error(failed);
     co_return co_await answer(refused);
   }
@@ -888,9 +889,16 @@ asio::awaitable<int> ResponsesService::run_mcp_turn(std::shared_ptr<Turn> turn,
   if (call.store) {
     const std::int64_t now = clock_->unix_seconds();
     store::TurnRecord record;
-    record.response = {turn->id,           tenant, state.status, call.previous_response_id,
-                       call.conversation_id, json::serialize(object), history.vault_json,
-                       false,              turn->created_at, now};
+    record.response = {turn->id,
+                       tenant,
+                       state.status,
+                       call.previous_response_id,
+                       call.conversation_id,
+                       json::serialize(object),
+                       history.vault_json,
+                       false,
+                       turn->created_at,
+                       now};
     record.insert = true;
     record.input_items = to_session_items(call.input, turn->created_at);
     // The answer continues a chain or a conversation; the tool calls stay in the run's journal.

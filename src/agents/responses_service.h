@@ -82,8 +82,7 @@ class ResponsesService {
   boost::asio::awaitable<int> run_turn(std::shared_ptr<Turn> turn, net::ResponseWriter* writer);
   // A turn offering MCP tools: the tool loop runs server-side as a durable agent run, and the
   // answer comes when it ends (or parks, waiting for an approval or a decision).
-  boost::asio::awaitable<int> run_mcp_turn(std::shared_ptr<Turn> turn,
-                                           net::ResponseWriter& writer);
+  boost::asio::awaitable<int> run_mcp_turn(std::shared_ptr<Turn> turn, net::ResponseWriter& writer);
   // A background turn, registered for cancel() while it runs; `writer` for one that streams.
   boost::asio::awaitable<int> run_in_background(std::shared_ptr<Turn> turn,
                                                 net::ResponseWriter* writer);

@@ -15,8 +15,8 @@
 #include <deque>
 #include <map>
 
-#include "agents/json_answer.h"
 #include "agents/blocking_pool.h"
+#include "agents/json_answer.h"
 #include "agents/memory_service.h"
 #include "agents/responses_format.h"
 #include "agents/tool_servers.h"
@@ -42,22 +42,21 @@ bool run_is_active(std::string_view status) {
          status == "requires_action";
 }
 
-std::optional<ApiError> check_run_request(gateway::Gateway& gateway,
-                                          const gateway::Caller& caller, std::string_view model,
+std::optional<ApiError> check_run_request(gateway::Gateway& gateway, const gateway::Caller& caller,
+                                          std::string_view model,
                                           const std::vector<McpToolGrant>& grants,
                                           std::string_view param_prefix) {
   const auto table = gateway.table();
   if (table->find_alias(model) == nullptr) {
-    return make_error(404,
-                      "The model `" + std::string(model) +
-                          "` does not exist or you do not have access to it.",
-                      std::string(param_prefix) + "model", "model_not_found");
+    return make_error(
+        404,
+        "The model `" + std::string(model) + "` does not exist or you do not have access to it.",
+        std::string(param_prefix) + "model", "model_not_found");
   }
   if (!caller.may_use(model)) {
-    return make_error(403,
-                      "API key " + caller.key_id + " may not use model `" + std::string(model) +
-                          "`.",
-                      std::string(param_prefix) + "model", "model_not_allowed");
+    return make_error(
+        403, "API key " + caller.key_id + " may not use model `" + std::string(model) + "`.",
+        std::string(param_prefix) + "model", "model_not_allowed");
   }
   for (const McpToolGrant& grant : grants) {
     const config::McpServerSettings* server = table->config().find_mcp_server(grant.server);
@@ -164,12 +163,12 @@ struct RunEngine::Replay {
   double cost_usd = 0;
   std::int64_t model_calls = 0;
   std::int64_t tool_calls = 0;
-  std::string label;  // raised by tool results and memory
+  std::string label;                        // raised by tool results and memory
   std::int64_t interrupted_model_step = 0;  // a model call begun but never ended
   std::int64_t unmasked_observations = 0;   // tool results compaction could still mask
   // Decisions on unknown outcomes: tool step → (action, output).
   std::map<std::int64_t, std::pair<std::string, std::string>> decisions;
-  json::value error;  // {"code","message"} once failed
+  json::value error;         // {"code","message"} once failed
   json::value pending_json;  // what the run waits for, as the API shows it
 
   static Replay of(const std::vector<RunStep>& steps, const policy::LabelLattice& lattice);
@@ -250,9 +249,8 @@ RunEngine::Replay RunEngine::Replay::of(const std::vector<RunStep>& steps,
       call->tool_status = step.status;
       if (step.status == "started") continue;
       replay.tool_calls += 1;
-      replay.messages.push_back(json::object{{"role", "tool"},
-                                             {"tool_call_id", call->id},
-                                             {"content", string_of(result, "output")}});
+      replay.messages.push_back(json::object{
+          {"role", "tool"}, {"tool_call_id", call->id}, {"content", string_of(result, "output")}});
       replay.unmasked_observations += 1;
       replay.label = raise_label(lattice, replay.label, string_of(result, "label"));
     } else if (step.kind == "approval") {
@@ -404,8 +402,7 @@ void RunEngine::resume_all() {
 }
 
 void RunEngine::kick(const std::string& tenant, const std::string& id) {
-  const std::size_t max_running =
-      gateway_.table()->config().agents.max_concurrent_runs_per_tenant;
+  const std::size_t max_running = gateway_.table()->config().agents.max_concurrent_runs_per_tenant;
   std::lock_guard lock(mutex_);
   auto& active = active_[id];
   if (!active) {
@@ -466,9 +463,9 @@ asio::awaitable<store::Result<std::int64_t>> RunEngine::begin_step(const RunReco
   auto seq = co_await blocking_.run([&] { return store_->begin_step(run.tenant, run.id, step); });
   if (seq) {
     step.seq = *seq;
-    events_->publish(run.id, json::object{{"type", "run.step.started"},
-                                          {"run_id", run.id},
-                                          {"step", step_json(step)}});
+    events_->publish(
+        run.id,
+        json::object{{"type", "run.step.started"}, {"run_id", run.id}, {"step", step_json(step)}});
   }
   co_return seq;
 }
@@ -493,9 +490,8 @@ asio::awaitable<void> RunEngine::set_status(const RunRecord& run, const Replay& 
                                             std::string_view status) {
   const std::string state = json::serialize(replay.state_json());
   const std::int64_t at = now_ms();
-  auto changed = co_await blocking_.run([&] {
-    return store_->update_run(run.tenant, run.id, status, state, at, kActiveStatuses);
-  });
+  auto changed = co_await blocking_.run(
+      [&] { return store_->update_run(run.tenant, run.id, status, state, at, kActiveStatuses); });
   if (changed && *changed && status != run.status) {
     RunRecord updated = run;
     updated.status = std::string(status);
@@ -518,9 +514,8 @@ asio::awaitable<RunEngine::Advance> RunEngine::finish(const RunRecord& run, Repl
   replay.pending_json = nullptr;
   const std::string state = json::serialize(replay.state_json());
   const std::int64_t at = now_ms();
-  auto changed = co_await blocking_.run([&] {
-    return store_->update_run(run.tenant, run.id, status, state, at, kActiveStatuses);
-  });
+  auto changed = co_await blocking_.run(
+      [&] { return store_->update_run(run.tenant, run.id, status, state, at, kActiveStatuses); });
   if (!changed || !*changed) co_return Advance::kDone;  // ended by someone else (a cancel)
   RunRecord ended = run;
   ended.status = std::string(status);
@@ -575,7 +570,8 @@ asio::awaitable<RunEngine::Advance> RunEngine::advance(const std::string& tenant
   Replay replay = Replay::of(loaded.steps, lattice);
   auto spec = run_spec_from_json(parse_or_null(run.spec_json));
   if (!spec) {
-    co_return co_await finish(run, replay, "failed", "invalid_run", "The run's spec is unreadable.");
+    co_return co_await finish(run, replay, "failed", "invalid_run",
+                              "The run's spec is unreadable.");
   }
   // The run's key, checked again at every step: a key revoked or expired meanwhile stops it.
   gateway::CallerResult identified = gateway::resume_caller(run.key_id, gateway_.keys(), lattice);
@@ -591,9 +587,8 @@ asio::awaitable<RunEngine::Advance> RunEngine::advance(const std::string& tenant
       std::min(spec->limits.max_steps.value_or(settings.max_steps), settings.max_steps);
   const std::int64_t max_tokens =
       std::min(spec->limits.max_tokens.value_or(settings.max_tokens), settings.max_tokens);
-  const std::int64_t max_wall_ms =
-      std::min<std::int64_t>(spec->limits.max_wall_ms.value_or(settings.max_wall.count()),
-                             settings.max_wall.count());
+  const std::int64_t max_wall_ms = std::min<std::int64_t>(
+      spec->limits.max_wall_ms.value_or(settings.max_wall.count()), settings.max_wall.count());
   // Built before the co_await below: g++ 12 mishandles temporaries inside co_await expressions.
   std::string limit_code;
   std::string limit_message;
@@ -673,9 +668,10 @@ asio::awaitable<RunEngine::Advance> RunEngine::setup(const RunRecord& run, const
                                    : json::value(json::object{{"type", "object"}});
       tool_defs.push_back(json::object{
           {"type", "function"},
-          {"function", json::object{{"name", grant.server + std::string(kToolSeparator) + tool.name},
-                                    {"description", tool.description},
-                                    {"parameters", std::move(parameters)}}}});
+          {"function",
+           json::object{{"name", grant.server + std::string(kToolSeparator) + tool.name},
+                        {"description", tool.description},
+                        {"parameters", std::move(parameters)}}}});
     }
   }
   // The conversation starts from the instructions, the run's memory and its input.
@@ -720,8 +716,7 @@ asio::awaitable<RunEngine::Advance> RunEngine::setup(const RunRecord& run, const
   co_return Advance::kContinue;
 }
 
-asio::awaitable<RunEngine::Advance> RunEngine::call_model(const RunRecord& run,
-                                                          const RunSpec& spec,
+asio::awaitable<RunEngine::Advance> RunEngine::call_model(const RunRecord& run, const RunSpec& spec,
                                                           const Replay& replay,
                                                           const gateway::Caller& caller) {
   json::object body{{"model", spec.model}, {"messages", replay.messages}};
@@ -731,8 +726,8 @@ asio::awaitable<RunEngine::Advance> RunEngine::call_model(const RunRecord& run,
   }
   std::string text = json::serialize(body);
   const std::int64_t estimate = quota::estimate_input_tokens(text);
-  const std::string request = json::serialize(json::object{
-      {"messages", replay.messages.size()}, {"estimated_input_tokens", estimate}});
+  const std::string request = json::serialize(
+      json::object{{"messages", replay.messages.size()}, {"estimated_input_tokens", estimate}});
   const RunStep next_step{0, "model_call", "", "started", request, "", 0, 0};
 
   auto seq = co_await begin_step(run, next_step);
@@ -799,8 +794,8 @@ asio::awaitable<RunEngine::Advance> RunEngine::call_model(const RunRecord& run,
   co_return Advance::kContinue;
 }
 
-asio::awaitable<RunEngine::Advance> RunEngine::call_tool(const RunRecord& run,
-                                                         const RunSpec& spec, Replay& replay,
+asio::awaitable<RunEngine::Advance> RunEngine::call_tool(const RunRecord& run, const RunSpec& spec,
+                                                         Replay& replay,
                                                          const gateway::Caller& caller) {
   const auto table = gateway_.table();
   const policy::RedLinePolicy& red_lines = table->policy();
@@ -817,10 +812,8 @@ asio::awaitable<RunEngine::Advance> RunEngine::call_tool(const RunRecord& run,
     if (candidate.server == server) grant = &candidate;
   }
   const json::value arguments = parse_or_null(call.arguments);
-  const std::string request = json::serialize(json::object{{"call_id", call.id},
-                                                           {"server", server},
-                                                           {"tool", tool},
-                                                           {"arguments", call.arguments}});
+  const std::string request = json::serialize(json::object{
+      {"call_id", call.id}, {"server", server}, {"tool", tool}, {"arguments", call.arguments}});
   gateway::Accounting::ToolCallRecord audit;
   audit.request_id = run.id;
   audit.tenant = run.tenant;
@@ -855,8 +848,7 @@ asio::awaitable<RunEngine::Advance> RunEngine::call_tool(const RunRecord& run,
     if (seq == 0) {
       const RunStep next_step{0, "tool_call", key, "started", request, "", 0, 0};
 
-      auto begun =
-          co_await begin_step(run, next_step);
+      auto begun = co_await begin_step(run, next_step);
       if (!begun) co_return Advance::kPark;
       seq = *begun;
     }
@@ -919,8 +911,8 @@ asio::awaitable<RunEngine::Advance> RunEngine::call_tool(const RunRecord& run,
       if (action == "retry") co_return co_await make_call(call.tool_step);
       if (action == "fail") {
         co_await end_step(run, call.tool_step, "failed", R"({"output":"failed by decision"})");
-        std::string message = "A call of " + server + "/" + tool +
-                              " had an unknown outcome and the run was failed.";
+        std::string message =
+            "A call of " + server + "/" + tool + " had an unknown outcome and the run was failed.";
         co_return co_await finish(run, replay, "failed", "tool_outcome_unknown",
                                   std::move(message));
       }
@@ -940,12 +932,9 @@ asio::awaitable<RunEngine::Advance> RunEngine::call_tool(const RunRecord& run,
         parked->as_object().at("step") == json::value(call.tool_step)) {
       reason = string_of(parked->as_object(), "reason");
     }
-    replay.pending_json = json::object{{"type", "unknown_outcome"},
-                                       {"step", call.tool_step},
-                                       {"server", server},
-                                       {"tool", tool},
-                                       {"arguments", call.arguments},
-                                       {"reason", reason}};
+    replay.pending_json = json::object{
+        {"type", "unknown_outcome"},   {"step", call.tool_step}, {"server", server}, {"tool", tool},
+        {"arguments", call.arguments}, {"reason", reason}};
     co_await set_status(run, replay, "requires_action");
     co_return Advance::kPark;
   }
@@ -976,8 +965,7 @@ asio::awaitable<RunEngine::Advance> RunEngine::call_tool(const RunRecord& run,
     co_return co_await answer_without_call(std::move(message), "deny", 403);
   }
   if (verdict.outcome == policy::Outcome::kAboveKeyClearance) {
-    std::string message = "The call's arguments are classified " +
-                          lattice.format(verdict.label) +
+    std::string message = "The call's arguments are classified " + lattice.format(verdict.label) +
                           ", above what this run's API key may send.";
     co_return co_await answer_without_call(std::move(message), "refuse", 403);
   }
@@ -1040,9 +1028,9 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
          string_of(object_or_empty(messages[head_end]), "role") != "assistant") {
     ++head_end;
   }
-  std::size_t recent_start =
-      messages.size() > settings.keep_recent_steps ? messages.size() - settings.keep_recent_steps
-                                                   : 0;
+  std::size_t recent_start = messages.size() > settings.keep_recent_steps
+                                 ? messages.size() - settings.keep_recent_steps
+                                 : 0;
   recent_start = std::max(recent_start, head_end);
   // Never separate tool results from the call that asked for them.
   while (recent_start > head_end &&
@@ -1059,9 +1047,9 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
     if (role == "tool") {
       const std::string content = string_of(message, "content");
       if (!content.starts_with("[observation masked")) {
-        message["content"] = "[observation masked by compaction: " +
-                             std::to_string(content.size()) +
-                             " characters; the call above says what was asked]";
+        message["content"] =
+            "[observation masked by compaction: " + std::to_string(content.size()) +
+            " characters; the call above says what was asked]";
         ++masked;
       }
       middle.push_back(std::move(message));
@@ -1155,9 +1143,8 @@ asio::awaitable<store::Result<bool>> RunEngine::cancel(std::string_view tenant,
   next["error"] = json::object{{"code", "cancelled"}, {"message", "The run was cancelled."}};
   const std::string text = json::serialize(next);
   const std::int64_t at = now_ms();
-  auto changed = co_await blocking_.run([&] {
-    return store_->update_run(tenant, id, "cancelled", text, at, kActiveStatuses);
-  });
+  auto changed = co_await blocking_.run(
+      [&] { return store_->update_run(tenant, id, "cancelled", text, at, kActiveStatuses); });
   if (!changed) co_return store::Status::error(changed.error());
   if (!*changed) co_return false;
   std::shared_ptr<gateway::CallCancellation> cancellation;
@@ -1193,8 +1180,7 @@ asio::awaitable<store::Status> RunEngine::decide_approval(std::string_view tenan
   if (!found) co_return store::Status::error(found.error());
   if (!*found) co_return store::Status::error("no run " + std::string(id));
   auto steps = co_await blocking_.run([&] { return store_->steps(tenant, id, seq - 1); });
-  if (!steps || steps->empty() || steps->front().seq != seq ||
-      steps->front().kind != "approval") {
+  if (!steps || steps->empty() || steps->front().seq != seq || steps->front().kind != "approval") {
     co_return store::Status::error("no approval " + std::to_string(seq) + " in run " +
                                    std::string(id));
   }
@@ -1202,13 +1188,12 @@ asio::awaitable<store::Status> RunEngine::decide_approval(std::string_view tenan
     co_return store::Status::error("approval " + std::to_string(seq) + " was decided already");
   }
   const RunRecord& run = **found;
-  const std::string result = json::serialize(
-      json::object{{"approved", approve}, {"by", by}, {"reason", reason}});
+  const std::string result =
+      json::serialize(json::object{{"approved", approve}, {"by", by}, {"reason", reason}});
   auto ended = co_await end_step(run, seq, "completed", result);
   if (!ended) co_return ended;
   gateway_.accounting().record_admin(approve ? "agents.approve" : "agents.reject",
-                                     run.id + "#" + std::to_string(seq), run.tenant, run.id,
-                                     200);
+                                     run.id + "#" + std::to_string(seq), run.tenant, run.id, 200);
   const std::int64_t at = now_ms();
   co_await blocking_.run([&] {
     return store_->update_run(run.tenant, run.id, "running", run.state_json, at,
@@ -1231,14 +1216,14 @@ asio::awaitable<store::Status> RunEngine::resolve(std::string_view tenant, std::
     co_return store::Status::error("run " + std::string(id) + " is not waiting for a decision");
   }
   auto steps = co_await blocking_.run([&] { return store_->steps(tenant, id, seq - 1); });
-  if (!steps || steps->empty() || steps->front().seq != seq ||
-      steps->front().kind != "tool_call" || steps->front().status != "started") {
+  if (!steps || steps->empty() || steps->front().seq != seq || steps->front().kind != "tool_call" ||
+      steps->front().status != "started") {
     co_return store::Status::error("step " + std::to_string(seq) +
                                    " is not a tool call with an unknown outcome");
   }
   const RunRecord& run = **found;
-  const std::string result = json::serialize(
-      json::object{{"step", seq}, {"action", action}, {"output", output}});
+  const std::string result =
+      json::serialize(json::object{{"step", seq}, {"action", action}, {"output", output}});
   const RunStep decision{0, "decision", "", "completed", "{}", result, 0, 0};
   auto decided = co_await begin_step(run, decision);
   if (!decided) co_return store::Status::error(decided.error());
@@ -1261,22 +1246,21 @@ json::object RunEngine::step_json(const RunStep& step) {
           {"request", parse_or_null(step.request_json)},
           {"result", parse_or_null(step.result_json)},
           {"started_at", step.started_at},
-          {"finished_at", step.finished_at == 0 ? json::value(nullptr)
-                                                : json::value(step.finished_at)}};
+          {"finished_at",
+           step.finished_at == 0 ? json::value(nullptr) : json::value(step.finished_at)}};
 }
 
 json::object RunEngine::run_json(const RunRecord& run) const {
   json::value state = parse_or_null(run.state_json);
   json::value spec = parse_or_null(run.spec_json);
-  json::object out{{"id", run.id},
-                   {"object", "agent.run"},
-                   {"status", run.status},
-                   {"created_at", run.created_at / 1000},
-                   {"updated_at", run.updated_at / 1000},
-                   {"graph_id", run.graph_id.empty() ? json::value(nullptr)
-                                                     : json::value(run.graph_id)},
-                   {"task_id", run.task_id.empty() ? json::value(nullptr)
-                                                   : json::value(run.task_id)}};
+  json::object out{
+      {"id", run.id},
+      {"object", "agent.run"},
+      {"status", run.status},
+      {"created_at", run.created_at / 1000},
+      {"updated_at", run.updated_at / 1000},
+      {"graph_id", run.graph_id.empty() ? json::value(nullptr) : json::value(run.graph_id)},
+      {"task_id", run.task_id.empty() ? json::value(nullptr) : json::value(run.task_id)}};
   const json::object& spec_object = object_or_empty(spec);
   out["model"] = string_of(spec_object, "model");
   out["limits"] = spec_object.contains("limits") ? spec_object.at("limits") : json::object{};

@@ -19,8 +19,8 @@
 // older turns summarised (a "compaction" step).
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <chrono>
 #include <boost/json/object.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -55,8 +55,8 @@ bool run_is_active(std::string_view status);
 // The refusal, if any, of running `model` with `grants` for `caller`: what a run would only
 // discover later (an unknown model, a model the key may not use, a tool server not configured
 // for the tenant) is refused when the run is asked for, naming the member under `param_prefix`.
-std::optional<ApiError> check_run_request(gateway::Gateway& gateway,
-                                          const gateway::Caller& caller, std::string_view model,
+std::optional<ApiError> check_run_request(gateway::Gateway& gateway, const gateway::Caller& caller,
+                                          std::string_view model,
                                           const std::vector<McpToolGrant>& grants,
                                           std::string_view param_prefix);
 

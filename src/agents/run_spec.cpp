@@ -45,8 +45,8 @@ std::vector<McpToolGrant> read_mcp_grants(const json::array& tools, std::string_
     McpToolGrant grant;
     grant.server = string_or_empty(tool, "server_label");
     if (grant.server.empty()) {
-      error = make_error(400, "`" + param + ".server_label` is required.",
-                         param + ".server_label", "missing_required_parameter");
+      error = make_error(400, "`" + param + ".server_label` is required.", param + ".server_label",
+                         "missing_required_parameter");
       break;
     }
     if (const json::value* allowed = member(tool, "allowed_tools")) {
@@ -72,8 +72,9 @@ std::vector<McpToolGrant> read_mcp_grants(const json::array& tools, std::string_
         grant.always_approve = true;
       } else if (!(approval->is_string() && approval->as_string() == "never")) {
         error = make_error(400,
-                           "`" + param + ".require_approval` must be \"always\" or \"never\" "
-                                         "(tools the gateway's configuration names always ask).",
+                           "`" + param +
+                               ".require_approval` must be \"always\" or \"never\" "
+                               "(tools the gateway's configuration names always ask).",
                            param + ".require_approval", "invalid_value");
         break;
       }

@@ -34,7 +34,7 @@ struct RunSpec {
   boost::json::array input;  // normalised Responses items
   std::vector<McpToolGrant> tools;
   RunLimits limits;
-  std::string memory_user;   // the memory namespace the run reads and writes
+  std::string memory_user;  // the memory namespace the run reads and writes
   std::string memory_agent;
   boost::json::object metadata;
   std::string response_id;  // set when the run answers a /v1/responses request

@@ -406,9 +406,8 @@ RunLimits read_run_limits(const json::value* limits, std::string_view param,
                           std::optional<ApiError>& error) {
   if (limits == nullptr || limits->is_null()) return {};
   // The same reader as a task's limits: a holder object whose one member is "limits".
-  const std::string path(param.substr(0, param.rfind('.') == std::string_view::npos
-                                             ? 0
-                                             : param.rfind('.')));
+  const std::string path(
+      param.substr(0, param.rfind('.') == std::string_view::npos ? 0 : param.rfind('.')));
   json::object holder{{"limits", *limits}};
   try {
     return read_limits(Members(holder, path));

@@ -42,7 +42,8 @@ void TurnLease::release() {
 TurnQueue::TurnQueue() = default;
 TurnQueue::~TurnQueue() = default;
 
-asio::awaitable<TurnLease> TurnQueue::acquire(std::string key) {
+asio::awaitable<TurnLease> TurnQueue::acquire(std::string_view key_view) {
+  const std::string key(key_view);
   auto waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
   waiter->timer.expires_at(asio::steady_timer::time_point::max());
   bool runs_now = false;

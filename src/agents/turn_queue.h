@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace redline::agents {
@@ -40,7 +41,9 @@ class TurnQueue {
   TurnQueue& operator=(const TurnQueue&) = delete;
 
   // Waits, without blocking the thread, until every turn that asked for `key` earlier has ended.
-  boost::asio::awaitable<TurnLease> acquire(std::string key);
+  // A view, copied before the first suspension: g++ 12 destroys a by-value string argument of a
+  // coroutine twice.
+  boost::asio::awaitable<TurnLease> acquire(std::string_view key_view);
 
   // Turns running or waiting on `key` (for tests and metrics).
   std::size_t depth(const std::string& key) const;

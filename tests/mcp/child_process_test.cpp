@@ -79,7 +79,8 @@ TEST(ChildProcessTest, TheChildInheritsNoDescriptorButItsPipes) {
   const int inheritable = ::dup(STDERR_FILENO);
   ASSERT_GE(inheritable, 3);
   const std::string path = "/proc/self/fd/" + std::to_string(inheritable);
-  auto started = ChildProcess::spawn({"/bin/sh", {"-c", "test -e " + path + " && echo open || echo closed"}, {}});
+  auto started = ChildProcess::spawn(
+      {"/bin/sh", {"-c", "test -e " + path + " && echo open || echo closed"}, {}});
   ::close(inheritable);
   ASSERT_TRUE(started);
   std::string output(64, '\0');
