@@ -76,6 +76,17 @@ std::string task_input(const TaskSpec& task, const std::vector<store::GraphTask>
   return input;
 }
 
+// The schedule as the stored task states leave it.
+GraphSchedule schedule_from(const GraphSpec& spec, const std::vector<store::GraphTask>& tasks) {
+  std::vector<TaskState> states;
+  std::vector<std::int64_t> attempts;
+  for (const store::GraphTask& task : tasks) {
+    states.push_back(task_state_from(task.status).value_or(TaskState::kPending));
+    attempts.push_back(task.attempts);
+  }
+  return GraphSchedule(spec, states, attempts);
+}
+
 }  // namespace
 
 GraphExecutor::GraphExecutor(gateway::Gateway& gateway, RunEngine& runs,
@@ -157,13 +168,7 @@ asio::awaitable<void> GraphExecutor::on_run_finished(store::RunRecord run) {
   if (!loaded.graph || loaded.graph->status != "running") co_return;
   auto spec = graph_from_json(parse_or_null(loaded.graph->spec_json));
   if (!spec) co_return;
-  std::vector<TaskState> states;
-  std::vector<std::int64_t> attempts;
-  for (const store::GraphTask& task : loaded.tasks) {
-    states.push_back(task_state_from(task.status).value_or(TaskState::kPending));
-    attempts.push_back(task.attempts);
-  }
-  GraphSchedule schedule_state(*spec, states, attempts);
+  GraphSchedule schedule_state = schedule_from(*spec, loaded.tasks);
   auto index = schedule_state.index_of(run.task_id);
   if (!index || loaded.tasks[*index].run_id != run.id ||
       schedule_state.state(*index) != TaskState::kRunning) {
@@ -257,13 +262,7 @@ asio::awaitable<void> GraphExecutor::schedule(std::string tenant, std::string id
   if (!loaded.graph || loaded.graph->status != "running") co_return;
   auto spec = graph_from_json(parse_or_null(loaded.graph->spec_json));
   if (!spec) co_return;
-  std::vector<TaskState> states;
-  std::vector<std::int64_t> attempts;
-  for (const store::GraphTask& task : loaded.tasks) {
-    states.push_back(task_state_from(task.status).value_or(TaskState::kPending));
-    attempts.push_back(task.attempts);
-  }
-  GraphSchedule schedule_state(*spec, states, attempts);
+  GraphSchedule schedule_state = schedule_from(*spec, loaded.tasks);
   // Rebuilding can block tasks whose blocking was never stored (a stop in between): store it.
   std::vector<store::GraphTask> rebuilt;
   for (std::size_t i = 0; i < loaded.tasks.size(); ++i) {

@@ -1,5 +1,7 @@
 #include "agents/responses_format.h"
 
+#include "agents/json_input.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -11,27 +13,25 @@
 namespace redline::agents {
 
 namespace json = boost::json;
+using json_input::element_param;
+using json_input::JsonRejection;
+using json_input::parse_json;
+using json_input::Members;
+using json_input::reject;
+using json_input::reject_missing;
+using json_input::reject_type;
+using json_input::reject_value;
+using json_input::require_object;
+using json_input::require_one_of;
+using json_input::utf8_length;
 
 namespace {
 
-// Deeper than Boost.JSON's default of 32: tool parameter schemas nest, and a request must not be
-// refused for a schema OpenAI accepts.
-constexpr std::size_t kMaxJsonDepth = 64;
 constexpr std::size_t kMaxMetadataEntries = 16;
 constexpr std::size_t kMaxMetadataKeyLength = 64;
 constexpr std::size_t kMaxMetadataValueLength = 512;
 // Far above any real turn; bounds an upstream's token counts so that sums of them cannot overflow.
 constexpr std::int64_t kMaxTokenCount = std::int64_t{1} << 40;
-
-// Never throws: invalid JSON (and invalid UTF-8) is a null value.
-json::value parse_json(std::string_view text) {
-  json::parse_options options;
-  options.max_depth = kMaxJsonDepth;
-  boost::system::error_code ec;
-  json::value parsed = json::parse(text, ec, {}, options);
-  if (ec) return nullptr;
-  return parsed;
-}
 
 // ---- Reading JSON that came from an upstream or from storage: a wrong shape reads as absent.
 
@@ -59,191 +59,7 @@ std::optional<std::int64_t> integer_member(const json::object& object, std::stri
   return ec ? std::nullopt : std::optional<std::int64_t>(number);
 }
 
-// ---- Validating a client's request.
-
-// Validation failures unwind to the public entry point, which returns them as values: the checks
-// nest deep inside items and content parts, and threading an error back through every level
-// would bury the rules they enforce.
-struct InvalidRequest {
-  ApiError error;
-};
-
-[[noreturn]] void reject(std::string message, std::string param, std::string code) {
-  throw InvalidRequest{make_error(400, std::move(message), std::move(param), std::move(code))};
-}
-
-std::string_view type_name(const json::value& value) {
-  switch (value.kind()) {
-    case json::kind::object:
-      return "an object";
-    case json::kind::array:
-      return "an array";
-    case json::kind::string:
-      return "a string";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::null:
-      return "null";
-    default:
-      return "a number";
-  }
-}
-
-[[noreturn]] void reject_type(const std::string& param, std::string_view expected,
-                              const json::value& got) {
-  reject(fmt::format("Invalid type for '{}': expected {}, but got {} instead.", param, expected,
-                     type_name(got)),
-         param, "invalid_type");
-}
-
-[[noreturn]] void reject_missing(const std::string& param) {
-  reject(fmt::format("Missing required parameter: '{}'.", param), param,
-         "missing_required_parameter");
-}
-
-// "Invalid value: 'x'. Supported values are: 'a', 'b', and 'c'."
-[[noreturn]] void reject_value(const std::string& param, std::string_view value,
-                               std::initializer_list<std::string_view> supported) {
-  std::string list;
-  std::size_t written = 0;
-  for (std::string_view option : supported) {
-    if (written > 0) list += supported.size() > 2 ? ", " : " ";
-    if (written > 0 && written + 1 == supported.size()) list += "and ";
-    list += fmt::format("'{}'", option);
-    ++written;
-  }
-  reject(fmt::format("Invalid value: '{}'. Supported values are: {}.", value, list), param,
-         "invalid_value");
-}
-
-void require_one_of(const std::string& param, std::string_view value,
-                    std::initializer_list<std::string_view> supported) {
-  if (std::find(supported.begin(), supported.end(), value) == supported.end()) {
-    reject_value(param, value, supported);
-  }
-}
-
-std::string element_param(std::string_view array_param, std::size_t index) {
-  return fmt::format("{}[{}]", array_param, index);
-}
-
-const json::object& require_object(const json::value& value, const std::string& param) {
-  if (!value.is_object()) reject_type(param, "an object", value);
-  return value.get_object();
-}
-
-// Limits are in characters, as OpenAI counts them, not bytes.
-std::size_t utf8_length(std::string_view text) {
-  return std::count_if(text.begin(), text.end(),
-                       [](char byte) { return (static_cast<unsigned char>(byte) & 0xC0) != 0x80; });
-}
-
-// An object of the request and where it sits ("input[2]"), so that every error names the member.
-// A member that is null counts as not given, as in OpenAI's API.
-class Members {
- public:
-  Members(const json::object& object, std::string path) : object_(object), path_(std::move(path)) {}
-
-  std::string param(std::string_view key) const {
-    return path_.empty() ? std::string(key) : fmt::format("{}.{}", path_, key);
-  }
-
-  const json::value* given(std::string_view key) const {
-    const json::value* value = object_.if_contains(key);
-    return value == nullptr || value->is_null() ? nullptr : value;
-  }
-
-  const json::value& required(std::string_view key) const {
-    const json::value* value = given(key);
-    if (value == nullptr) reject_missing(param(key));
-    return *value;
-  }
-
-  const json::string* string(std::string_view key) const {
-    const json::value* value = given(key);
-    if (value != nullptr && !value->is_string()) reject_type(param(key), "a string", *value);
-    return value != nullptr ? &value->get_string() : nullptr;
-  }
-
-  std::string_view required_string(std::string_view key) const {
-    const json::string* value = string(key);
-    if (value == nullptr) reject_missing(param(key));
-    return *value;
-  }
-
-  std::string_view required_nonempty_string(std::string_view key) const {
-    std::string_view value = required_string(key);
-    if (value.empty()) {
-      reject(fmt::format("Invalid '{}': empty string. Expected a string with minimum length 1, "
-                         "but got an empty string instead.",
-                         param(key)),
-             param(key), "empty_string");
-    }
-    return value;
-  }
-
-  std::optional<std::string> optional_string(std::string_view key) const {
-    const json::string* value = string(key);
-    return value != nullptr ? std::optional<std::string>(*value) : std::nullopt;
-  }
-
-  const json::object* object(std::string_view key) const {
-    const json::value* value = given(key);
-    return value != nullptr ? &require_object(*value, param(key)) : nullptr;
-  }
-
-  const json::array* array(std::string_view key) const {
-    const json::value* value = given(key);
-    if (value != nullptr && !value->is_array()) reject_type(param(key), "an array", *value);
-    return value != nullptr ? &value->get_array() : nullptr;
-  }
-
-  std::optional<bool> boolean(std::string_view key) const {
-    const json::value* value = given(key);
-    if (value != nullptr && !value->is_bool()) reject_type(param(key), "a boolean", *value);
-    return value != nullptr ? std::optional<bool>(value->get_bool()) : std::nullopt;
-  }
-
-  std::optional<double> number(std::string_view key, double min, double max) const {
-    const json::value* value = given(key);
-    if (value == nullptr) return std::nullopt;
-    if (!value->is_number()) reject_type(param(key), "a number", *value);
-    double number = value->to_number<double>();
-    if (number < min) {
-      reject_bound(key, "decimal below minimum value", "decimal_below_min_value", ">=", min,
-                   number);
-    }
-    if (number > max) {
-      reject_bound(key, "decimal above maximum value", "decimal_above_max_value", "<=", max,
-                   number);
-    }
-    return number;
-  }
-
-  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min) const {
-    const json::value* value = given(key);
-    if (value == nullptr) return std::nullopt;
-    std::optional<std::int64_t> number = integer_member(object_, key);
-    if (!number) reject_type(param(key), "an integer", *value);
-    if (*number < min) {
-      reject_bound(key, "integer below minimum value", "integer_below_min_value", ">=", min,
-                   *number);
-    }
-    return number;
-  }
-
- private:
-  template <typename Number>
-  [[noreturn]] void reject_bound(std::string_view key, std::string_view problem, std::string code,
-                                 std::string_view relation, Number bound, Number got) const {
-    reject(fmt::format("Invalid '{}': {}. Expected a value {} {}, but got {} instead.", param(key),
-                       problem, relation, bound, got),
-           param(key), std::move(code));
-  }
-
-  const json::object& object_;
-  std::string path_;
-};
+// ---- Validating a client's request (json_input.h says how).
 
 std::string id_or_new(const Members& item, std::string_view prefix, const IdSource& ids) {
   const json::string* id = item.string("id");
@@ -790,7 +606,7 @@ ResponsesParse parse_responses_request(std::string_view body, const IdSource& id
   }
   try {
     return {read_request(Members(parsed.get_object(), ""), ids), {}};
-  } catch (const InvalidRequest& invalid) {
+  } catch (const JsonRejection& invalid) {
     return {std::nullopt, invalid.error};
   }
 }
@@ -799,7 +615,7 @@ std::optional<json::array> normalize_items(const json::value& items, std::string
                                            const IdSource& ids, ApiError& error) {
   try {
     return normalized_items(items, std::string(param_prefix), ids);
-  } catch (const InvalidRequest& invalid) {
+  } catch (const JsonRejection& invalid) {
     error = invalid.error;
     return std::nullopt;
   }

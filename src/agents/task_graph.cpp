@@ -1,5 +1,7 @@
 #include "agents/task_graph.h"
 
+#include "agents/json_input.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -14,85 +16,22 @@
 namespace redline::agents {
 
 namespace json = boost::json;
+using json_input::element_param;
+using json_input::JsonRejection;
+using json_input::parse_json;
+using json_input::Members;
+using json_input::reject;
+using json_input::reject_missing;
+using json_input::reject_type;
+using json_input::utf8_length;
 
 namespace {
 
-// Deeper than Boost.JSON's default of 32: tool parameter schemas nest, and a graph must not be
-// refused for a schema the Responses API accepts.
-constexpr std::size_t kMaxJsonDepth = 64;
 constexpr std::size_t kMaxTaskIdLength = 64;
 constexpr std::int64_t kMaxAttempts = 10;
 // A day: the executor adds the backoff to a clock, so it must not be able to overflow one.
 constexpr std::int64_t kMaxBackoffMs = std::int64_t{24} * 60 * 60 * 1000;
 constexpr std::int64_t kMaxInt64 = std::numeric_limits<std::int64_t>::max();
-
-// Never throws: invalid JSON (and invalid UTF-8) is a null value.
-json::value parse_json(std::string_view text) {
-  json::parse_options options;
-  options.max_depth = kMaxJsonDepth;
-  boost::system::error_code ec;
-  json::value parsed = json::parse(text, ec, {}, options);
-  if (ec) return nullptr;
-  return parsed;
-}
-
-// Validation failures unwind to the public entry point, which returns them as values: the checks
-// nest inside tasks, limits and retry policies, and threading an error back through every level
-// would bury the rules they enforce.
-struct InvalidGraph {
-  ApiError error;
-};
-
-[[noreturn]] void reject(std::string message, std::string param, std::string code) {
-  throw InvalidGraph{make_error(400, std::move(message), std::move(param), std::move(code))};
-}
-
-std::string_view type_name(const json::value& value) {
-  switch (value.kind()) {
-    case json::kind::object:
-      return "an object";
-    case json::kind::array:
-      return "an array";
-    case json::kind::string:
-      return "a string";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::null:
-      return "null";
-    default:
-      return "a number";
-  }
-}
-
-[[noreturn]] void reject_type(const std::string& param, std::string_view expected,
-                              const json::value& got) {
-  reject(fmt::format("Invalid type for '{}': expected {}, but got {} instead.", param, expected,
-                     type_name(got)),
-         param, "invalid_type");
-}
-
-[[noreturn]] void reject_missing(const std::string& param) {
-  reject(fmt::format("Missing required parameter: '{}'.", param), param,
-         "missing_required_parameter");
-}
-
-template <typename Number>
-[[noreturn]] void reject_bound(const std::string& param, std::string_view problem, std::string code,
-                               std::string_view relation, Number bound, Number got) {
-  reject(fmt::format("Invalid '{}': {}. Expected a value {} {}, but got {} instead.", param,
-                     problem, relation, bound, got),
-         param, std::move(code));
-}
-
-std::string element_param(std::string_view array_param, std::size_t index) {
-  return fmt::format("{}[{}]", array_param, index);
-}
-
-// Limits are in characters, as OpenAI counts them, not bytes.
-std::size_t utf8_length(std::string_view text) {
-  return std::count_if(text.begin(), text.end(),
-                       [](char byte) { return (static_cast<unsigned char>(byte) & 0xC0) != 0x80; });
-}
 
 bool is_task_id(std::string_view id) {
   if (id.empty() || id.size() > kMaxTaskIdLength) return false;
@@ -111,104 +50,15 @@ std::string quoted_id(std::string_view id) {
   return fmt::format("{}...", id.substr(0, cut));
 }
 
-// An object of the body and where it sits ("tasks[2]"), so that every error names the member.
-// A member that is null counts as not given, as in OpenAI's API.
-class Members {
- public:
-  Members(const json::object& object, std::string path) : object_(object), path_(std::move(path)) {}
-
-  std::string param(std::string_view key) const {
-    return path_.empty() ? std::string(key) : fmt::format("{}.{}", path_, key);
-  }
-
-  const json::value* given(std::string_view key) const {
-    const json::value* value = object_.if_contains(key);
-    return value == nullptr || value->is_null() ? nullptr : value;
-  }
-
-  const json::string* string(std::string_view key) const {
-    const json::value* value = given(key);
-    if (value != nullptr && !value->is_string()) reject_type(param(key), "a string", *value);
-    return value != nullptr ? &value->get_string() : nullptr;
-  }
-
-  std::string_view required_nonempty_string(std::string_view key) const {
-    const json::string* value = string(key);
-    if (value == nullptr) reject_missing(param(key));
-    if (value->empty()) {
-      reject(fmt::format("Invalid '{}': empty string. Expected a string with minimum length 1, "
-                         "but got an empty string instead.",
-                         param(key)),
-             param(key), "empty_string");
-    }
-    return *value;
-  }
-
-  const json::object* object(std::string_view key) const {
-    const json::value* value = given(key);
-    if (value != nullptr && !value->is_object()) reject_type(param(key), "an object", *value);
-    return value != nullptr ? &value->get_object() : nullptr;
-  }
-
-  const json::array* array(std::string_view key) const {
-    const json::value* value = given(key);
-    if (value != nullptr && !value->is_array()) reject_type(param(key), "an array", *value);
-    return value != nullptr ? &value->get_array() : nullptr;
-  }
-
-  // An integer in [min, max]; a number with a fraction is not one, 2.0 is.
-  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min,
-                                      std::int64_t max) const {
-    const json::value* value = given(key);
-    if (value == nullptr) return std::nullopt;
-    if (value->is_uint64() && value->get_uint64() > static_cast<std::uint64_t>(kMaxInt64)) {
-      reject(fmt::format("Invalid '{}': integer above maximum value. Expected a value <= {}, but "
-                         "got {} instead.",
-                         param(key), max, value->get_uint64()),
-             param(key), "integer_above_max_value");
-    }
-    boost::system::error_code ec;
-    std::int64_t number = value->is_number() ? value->to_number<std::int64_t>(ec) : 0;
-    if (!value->is_number() || ec) reject_type(param(key), "an integer", *value);
-    if (number < min) {
-      reject_bound(param(key), "integer below minimum value", "integer_below_min_value", ">=", min,
-                   number);
-    }
-    if (number > max) {
-      reject_bound(param(key), "integer above maximum value", "integer_above_max_value", "<=", max,
-                   number);
-    }
-    return number;
-  }
-
-  // A finite number above zero.
-  std::optional<double> positive_number(std::string_view key) const {
-    const json::value* value = given(key);
-    if (value == nullptr) return std::nullopt;
-    if (!value->is_number()) reject_type(param(key), "a number", *value);
-    double number = value->to_number<double>();
-    if (!std::isfinite(number)) reject_type(param(key), "a finite number", *value);
-    if (number <= 0) {
-      reject_bound(param(key), "decimal below minimum value", "decimal_below_min_value", ">", 0.0,
-                   number);
-    }
-    return number;
-  }
-
- private:
-  const json::object& object_;
-  std::string path_;
-};
-
 RunLimits read_limits(const Members& task) {
   RunLimits limits;
   const json::object* object = task.object("limits");
   if (object == nullptr) return limits;
   Members members(*object, task.param("limits"));
-  limits.max_steps = members.integer("max_steps", 1, kMaxInt64);
-  limits.max_tokens = members.integer("max_tokens", 1, kMaxInt64);
+  limits.max_steps = members.integer("max_steps", 1);
+  limits.max_tokens = members.integer("max_tokens", 1);
   limits.max_cost_usd = members.positive_number("max_cost_usd");
-  limits.max_wall_ms = members.integer("max_wall_ms", 1, kMaxInt64);
+  limits.max_wall_ms = members.integer("max_wall_ms", 1);
   return limits;
 }
 
@@ -384,7 +234,7 @@ GraphParse parse_graph_value(const json::value& body, const GraphLimits& limits)
   }
   try {
     return {read_graph(body.get_object(), limits), {}};
-  } catch (const InvalidGraph& invalid) {
+  } catch (const JsonRejection& invalid) {
     return {std::nullopt, invalid.error};
   } catch (const std::exception&) {  // out of memory: nothing above throws anything else
     return {std::nullopt, make_error(500, "The graph could not be read.")};
@@ -411,7 +261,7 @@ RunLimits read_run_limits(const json::value* limits, std::string_view param,
   json::object holder{{"limits", *limits}};
   try {
     return read_limits(Members(holder, path));
-  } catch (const InvalidGraph& invalid) {
+  } catch (const JsonRejection& invalid) {
     error = invalid.error;
     return {};
   }

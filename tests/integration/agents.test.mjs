@@ -12,8 +12,9 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 
 import {
-  getJsonResponse,
+  callGateway,
   killAll,
+  mintKey,
   mcpServersDir,
   RedlineProcess,
   sleep,
@@ -26,22 +27,8 @@ import {
 const ADMIN_TOKEN = 'admin-token-for-agent-tests-0123456789';
 process.env.REDLINE_AGENTS_ADMIN_TOKEN = ADMIN_TOKEN;
 
-async function call(gateway, method, urlPath, { key, body } = {}) {
-  const headers = {};
-  if (key) headers.authorization = `Bearer ${key}`;
-  const init = { method, headers };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    headers['content-type'] = 'application/json';
-  }
-  return getJsonResponse(`${gateway.url}${urlPath}`, init);
-}
-
-async function createKey(gateway, fields) {
-  const { status, json, text } = await call(gateway, 'POST', '/admin/keys', { key: ADMIN_TOKEN, body: fields });
-  assert.equal(status, 201, text);
-  return json.key;
-}
+const call = callGateway;
+const createKey = (gateway, fields) => mintKey(gateway, ADMIN_TOKEN, fields);
 
 async function startRun(gateway, key, body) {
   const { status, json, text } = await call(gateway, 'POST', '/v1/agent/runs', { key, body });

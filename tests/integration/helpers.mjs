@@ -475,6 +475,25 @@ export async function getJson(url) {
   return json;
 }
 
+/** A request to the gateway under `key` (a bearer token), with `body` as JSON when given. */
+export function callGateway(gateway, method, urlPath, { key, body } = {}) {
+  const headers = {};
+  if (key) headers.authorization = `Bearer ${key}`;
+  const init = { method, headers };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    headers['content-type'] = 'application/json';
+  }
+  return getJsonResponse(`${gateway.url}${urlPath}`, init);
+}
+
+/** Mints an API key through the admin API; resolves with its secret. */
+export async function mintKey(gateway, adminToken, fields) {
+  const { status, json, text } = await callGateway(gateway, 'POST', '/admin/keys', { key: adminToken, body: fields });
+  if (status !== 201) throw new Error(`POST /admin/keys answered ${status}: ${text}`);
+  return json.key;
+}
+
 export function postJson(url, body, init = {}) {
   return getJsonResponse(url, {
     method: 'POST',

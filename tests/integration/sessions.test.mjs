@@ -8,8 +8,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  getJsonResponse,
+  callGateway,
   killAll,
+  mintKey,
   postJson,
   sleep,
   startGateway,
@@ -20,25 +21,8 @@ import {
 const ADMIN_TOKEN = 'admin-token-for-session-tests-0123456789';
 process.env.REDLINE_SESSIONS_ADMIN_TOKEN = ADMIN_TOKEN;
 
-async function call(gateway, method, path, { key, body } = {}) {
-  const headers = {};
-  if (key) headers.authorization = `Bearer ${key}`;
-  const init = { method, headers };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    headers['content-type'] = 'application/json';
-  }
-  return getJsonResponse(`${gateway.url}${path}`, init);
-}
-
-async function createKey(gateway, fields) {
-  const { status, json, text } = await call(gateway, 'POST', '/admin/keys', {
-    key: ADMIN_TOKEN,
-    body: fields,
-  });
-  assert.equal(status, 201, text);
-  return json.key;
-}
+const call = callGateway;
+const createKey = (gateway, fields) => mintKey(gateway, ADMIN_TOKEN, fields);
 
 async function respond(gateway, key, body) {
   const { status, json, text } = await call(gateway, 'POST', '/v1/responses', { key, body });
