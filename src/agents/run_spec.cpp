@@ -2,7 +2,9 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <fmt/format.h>
 
+#include "agents/json_input.h"
 #include "agents/responses_format.h"
 #include "common/ids.h"
 
@@ -24,139 +26,126 @@ std::string string_or_empty(const json::object& object, std::string_view key) {
 
 }  // namespace
 
+namespace {
+
+std::string string_or_empty(const json_input::Members& members, std::string_view key) {
+  const json::value* value = members.given(key);
+  return value && value->is_string() ? std::string(value->as_string()) : std::string();
+}
+
+using json_input::element_param;
+using json_input::JsonRejection;
+using json_input::Members;
+using json_input::reject;
+using json_input::reject_missing;
+using json_input::reject_type;
+using json_input::require_object;
+using json_input::require_one_of;
+
+// One {"type": "mcp"} entry: a configured server, by name, and what of it may be used.
+McpToolGrant read_grant(const Members& tool) {
+  for (std::string_view address : {"server_url", "connector_id"}) {
+    if (tool.given(address) != nullptr) {
+      reject("MCP servers are configured on the gateway ([[mcp_servers]]); name one with "
+             "'server_label' instead of giving its address.",
+             tool.param(address), "unsupported_parameter");
+    }
+  }
+  McpToolGrant grant;
+  grant.server = tool.required_nonempty_string("server_label");
+  if (const json::value* allowed = tool.given("allowed_tools")) {
+    // A list of names, or OpenAI's filter object {"tool_names": [...]}.
+    std::string param = tool.param("allowed_tools");
+    const json::array* names = allowed->if_array();
+    if (const json::object* filter = allowed->if_object()) {
+      Members members(*filter, param);
+      names = members.array("tool_names");
+      param = members.param("tool_names");
+      if (names == nullptr) reject_missing(param);
+    }
+    if (names == nullptr) reject_type(param, "an array of tool names", *allowed);
+    for (std::size_t i = 0; i < names->size(); ++i) {
+      const json::value& name = (*names)[i];
+      if (!name.is_string()) reject_type(element_param(param, i), "a string", name);
+      grant.allowed_tools.emplace_back(name.get_string());
+    }
+  }
+  // Tools the configuration gates always ask; a request may only add its own gate.
+  if (const json::string* approval = tool.string("require_approval")) {
+    require_one_of(tool.param("require_approval"), *approval, {"always", "never"});
+    grant.always_approve = *approval == "always";
+  }
+  return grant;
+}
+
+}  // namespace
+
 std::vector<McpToolGrant> read_mcp_grants(const json::array& tools, std::string_view param_prefix,
                                           std::optional<ApiError>& error) {
   std::vector<McpToolGrant> grants;
-  for (std::size_t i = 0; i < tools.size() && !error; ++i) {
-    const std::string param = std::string(param_prefix) + "[" + std::to_string(i) + "]";
-    if (!tools[i].is_object()) {
-      error = make_error(400, "`" + param + "` must be an object.", param, "invalid_type");
-      break;
+  try {
+    for (std::size_t i = 0; i < tools.size(); ++i) {
+      const std::string path = element_param(param_prefix, i);
+      Members tool(require_object(tools[i], path), path);
+      if (string_or_empty(tool, "type") != "mcp") continue;
+      grants.push_back(read_grant(tool));
     }
-    const json::object& tool = tools[i].as_object();
-    if (string_or_empty(tool, "type") != "mcp") continue;
-    if (member(tool, "server_url") != nullptr || member(tool, "connector_id") != nullptr) {
-      error = make_error(400,
-                         "MCP servers are configured on the gateway ([[mcp_servers]]); name one "
-                         "with `server_label` instead of giving its address.",
-                         param + ".server_url", "unsupported_parameter");
-      break;
-    }
-    McpToolGrant grant;
-    grant.server = string_or_empty(tool, "server_label");
-    if (grant.server.empty()) {
-      error = make_error(400, "`" + param + ".server_label` is required.", param + ".server_label",
-                         "missing_required_parameter");
-      break;
-    }
-    if (const json::value* allowed = member(tool, "allowed_tools")) {
-      // OpenAI also accepts {"tool_names": [...]}.
-      const json::value* names = allowed;
-      if (allowed->is_object()) names = member(allowed->as_object(), "tool_names");
-      if (names == nullptr || !names->is_array()) {
-        error = make_error(400, "`" + param + ".allowed_tools` must be a list of tool names.",
-                           param + ".allowed_tools", "invalid_type");
-        break;
-      }
-      for (const json::value& name : names->as_array()) {
-        if (!name.is_string()) {
-          error = make_error(400, "`" + param + ".allowed_tools` must be a list of tool names.",
-                             param + ".allowed_tools", "invalid_type");
-          break;
-        }
-        grant.allowed_tools.emplace_back(name.as_string());
-      }
-    }
-    if (const json::value* approval = member(tool, "require_approval")) {
-      if (approval->is_string() && approval->as_string() == "always") {
-        grant.always_approve = true;
-      } else if (!(approval->is_string() && approval->as_string() == "never")) {
-        error = make_error(400,
-                           "`" + param +
-                               ".require_approval` must be \"always\" or \"never\" "
-                               "(tools the gateway's configuration names always ask).",
-                           param + ".require_approval", "invalid_value");
-        break;
-      }
-    }
-    grants.push_back(std::move(grant));
+  } catch (const JsonRejection& rejection) {
+    error = rejection.error;
   }
   return grants;
 }
 
 RunSpecParse parse_run_spec(std::string_view body) {
-  RunSpecParse result;
-  auto fail = [&](ApiError error) {
-    result.error = std::move(error);
-    return std::move(result);
-  };
-  boost::system::error_code ec;
-  const json::value parsed = json::parse(body, ec);
-  if (ec || !parsed.is_object()) {
-    return fail(make_error(400, "The body must be a JSON object.", "", "invalid_json"));
+  const json::value parsed = json_input::parse_json(body);
+  if (!parsed.is_object()) {
+    return {std::nullopt, make_error(400,
+                                     "We could not parse the JSON body of your request. The body "
+                                     "must be a JSON object (Content-Type: application/json).",
+                                     "", "invalid_json")};
   }
-  const json::object& object = parsed.as_object();
-  RunSpec spec;
-  spec.model = string_or_empty(object, "model");
-  if (spec.model.empty()) {
-    return fail(make_error(400, "`model` is required.", "model", "missing_required_parameter"));
-  }
-  if (const json::value* instructions = member(object, "instructions")) {
-    if (!instructions->is_string()) {
-      return fail(
-          make_error(400, "`instructions` must be a string.", "instructions", "invalid_type"));
+  try {
+    const Members request(parsed.get_object(), "");
+    RunSpec spec;
+    spec.model = request.required_nonempty_string("model");
+    spec.instructions = request.optional_string("instructions").value_or("");
+    ApiError item_error;
+    const IdSource ids = [](std::string_view prefix) { return new_object_id(prefix); };
+    auto items = normalize_items(request.required("input"), "input", ids, item_error);
+    if (!items) throw JsonRejection{std::move(item_error)};
+    if (items->empty()) {
+      reject("Invalid 'input': empty array. Expected an array with minimum length 1, but got an "
+             "empty array instead.",
+             "input", "empty_array");
     }
-    spec.instructions = std::string(instructions->as_string());
-  }
-  const json::value* input = member(object, "input");
-  if (input == nullptr) {
-    return fail(make_error(400, "`input` is required.", "input", "missing_required_parameter"));
-  }
-  ApiError item_error;
-  const IdSource ids = [](std::string_view prefix) { return new_object_id(prefix); };
-  auto items = normalize_items(*input, "input", ids, item_error);
-  if (!items) return fail(std::move(item_error));
-  if (items->empty()) {
-    return fail(make_error(400, "`input` must not be empty.", "input", "empty_input"));
-  }
-  spec.input = std::move(*items);
-  std::optional<ApiError> error;
-  if (const json::value* tools = member(object, "tools")) {
-    if (!tools->is_array()) {
-      return fail(make_error(400, "`tools` must be an array.", "tools", "invalid_type"));
-    }
-    for (std::size_t i = 0; i < tools->as_array().size(); ++i) {
-      const json::value& tool = tools->as_array()[i];
-      if (tool.is_object() && string_or_empty(tool.as_object(), "type") != "mcp") {
-        const std::string param = "tools[" + std::to_string(i) + "].type";
-        return fail(make_error(400,
-                               "Agent runs call MCP tools on the gateway's side; a '" +
-                                   string_or_empty(tool.as_object(), "type") +
-                                   "' tool needs a client to run it (use /v1/responses).",
-                               param, "unsupported_tool"));
+    spec.input = std::move(*items);
+    if (const json::array* tools = request.array("tools")) {
+      for (std::size_t i = 0; i < tools->size(); ++i) {
+        const std::string path = element_param("tools", i);
+        Members tool(require_object((*tools)[i], path), path);
+        const std::string_view type = tool.required_string("type");
+        if (type != "mcp") {
+          reject(fmt::format("Agent runs call MCP tools on the gateway's side; a '{}' tool needs a "
+                             "client to run it (use /v1/responses).",
+                             type),
+                 tool.param("type"), "unsupported_tool");
+        }
+        spec.tools.push_back(read_grant(tool));
       }
     }
-    spec.tools = read_mcp_grants(tools->as_array(), "tools", error);
-  }
-  spec.limits = read_run_limits(member(object, "limits"), "limits", error);
-  if (const json::value* memory = member(object, "memory"); memory && !error) {
-    if (!memory->is_object()) {
-      error = make_error(400, "`memory` must be an object.", "memory", "invalid_type");
-    } else {
-      spec.memory_user = string_or_empty(memory->as_object(), "user");
-      spec.memory_agent = string_or_empty(memory->as_object(), "agent");
+    std::optional<ApiError> limits_error;
+    spec.limits = read_run_limits(request.given("limits"), "limits", limits_error);
+    if (limits_error) throw JsonRejection{std::move(*limits_error)};
+    if (const json::object* memory = request.object("memory")) {
+      const Members scope(*memory, "memory");
+      spec.memory_user = scope.optional_string("user").value_or("");
+      spec.memory_agent = scope.optional_string("agent").value_or("");
     }
+    if (const json::object* metadata = request.object("metadata")) spec.metadata = *metadata;
+    return {std::move(spec), {}};
+  } catch (const JsonRejection& rejection) {
+    return {std::nullopt, rejection.error};
   }
-  if (const json::value* metadata = member(object, "metadata"); metadata && !error) {
-    if (!metadata->is_object()) {
-      error = make_error(400, "`metadata` must be an object.", "metadata", "invalid_type");
-    } else {
-      spec.metadata = metadata->as_object();
-    }
-  }
-  if (error) return fail(std::move(*error));
-  result.spec = std::move(spec);
-  return result;
 }
 
 json::object to_json(const RunSpec& spec) {
