@@ -182,6 +182,7 @@ std::optional<ApiError> read_messages(od::value& value, ChatRequest& request) {
     std::string_view role;
     std::uint64_t content_hash = kHashStart;
     std::uint64_t tool_call_id_hash = kHashStart;
+    std::uint64_t other_hash = kHashStart;  // name and tool_calls: the prefix hash only
     std::string text;
     for (auto field_result : message) {
       od::field field;
@@ -201,11 +202,21 @@ std::optional<ApiError> read_messages(od::value& value, ChatRequest& request) {
           return bad_request("tool_call_id must be a string", "messages");
         }
         tool_call_id_hash = hash_bytes(id);
+      } else if (key == "tool_calls" || key == "name") {
+        std::string_view raw;
+        if (simdjson::to_json_string(field.value()).get(raw)) return invalid_json();
+        other_hash = hash_bytes(raw, hash_bytes(key, other_hash));
       }
     }
     request.input_hash = mix64(request.input_hash ^ hash_bytes(role));
     request.input_hash = mix64(request.input_hash ^ content_hash);
     request.input_hash = mix64(request.input_hash ^ tool_call_id_hash);
+    std::uint64_t prefix = request.prefixes.empty() ? kHashStart : request.prefixes.back().hash;
+    prefix = mix64(prefix ^ hash_bytes(role));
+    prefix = mix64(prefix ^ content_hash);
+    prefix = mix64(prefix ^ tool_call_id_hash);
+    prefix = mix64(prefix ^ other_hash);
+    request.prefixes.push_back({prefix, request.prompt_chars});
     if (role.empty()) return bad_request("each message needs a role", "messages");
     request.last_message_is_tool = role == "tool" || role == "function";
     if (role == "user") request.tool_results = 0;
@@ -268,6 +279,7 @@ std::optional<ApiError> read_tools(od::value& value, ChatRequest& request) {
   boost::json::value parsed = boost::json::parse(raw, ec);
   if (ec || !parsed.is_array()) return bad_request("tools must be an array", "tools");
   request.tools = std::move(parsed.as_array());
+  request.tools_hash = request.tools.empty() ? 0 : mix64(hash_bytes(raw));
   return std::nullopt;
 }
 
@@ -544,6 +556,11 @@ void append_usage(std::string& out, const Generation& generation) {
   out += std::to_string(generation.completion_tokens);
   out += R"(,"total_tokens":)";
   out += std::to_string(generation.prompt_tokens + generation.completion_tokens);
+  if (generation.cached_tokens) {
+    out += R"(,"prompt_tokens_details":{"cached_tokens":)";
+    out += std::to_string(*generation.cached_tokens);
+    out += '}';
+  }
   out += '}';
 }
 
@@ -693,6 +710,8 @@ Parsed<EmbeddingRequest> parse_embedding_request(std::string_view body) {
   }
   return parsed;
 }
+
+int prefix_tokens(std::size_t chars) { return static_cast<int>(chars / 4); }
 
 Parsed<Generation> generate_chat(const ChatRequest& request, const ModelProfile& profile,
                                  std::uint64_t seed) {

@@ -48,6 +48,15 @@ struct ChatRequest {
   // exactly what reached the model and how a client reassembles split output. "echo-reverse: "
   // answers the rest with its characters in reverse order.
   std::optional<std::string> echo;
+  // One per message, in order: a hash of every message up to and including this one (role,
+  // content, name, tool_call_id, tool_calls) and the prompt characters they hold. The simulator's
+  // prefix cache keys on these; they do not feed the answer (input_hash does).
+  struct Prefix {
+    std::uint64_t hash = 0;
+    std::size_t chars = 0;
+  };
+  std::vector<Prefix> prefixes;
+  std::uint64_t tools_hash = 0;  // of the tools array as sent; 0 = no tools
 };
 
 struct CompletionRequest {
@@ -89,7 +98,13 @@ struct Generation {
   std::vector<Choice> choices;
   int prompt_tokens = 0;
   int completion_tokens = 0;
+  // Set by a model with a prefix cache: rendered as usage.prompt_tokens_details.cached_tokens.
+  std::optional<int> cached_tokens;
 };
+
+// Prompt tokens of the first `chars` characters of message content, counted as prompt_tokens
+// counts them (4 characters a token, rounded down); 0 for 0.
+int prefix_tokens(std::size_t chars);
 
 // The answer of the chat model described by `profile`.
 // - Plain text: min(output_tokens, max_tokens) words; "length" when max_tokens cut it.

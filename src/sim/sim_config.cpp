@@ -185,7 +185,7 @@ std::optional<ModelProfile> read_model(ConfigReader& reader, const toml::table& 
   reader.reject_unknown_keys(table, prefix,
                              {"name", "ttft_ms", "tokens_per_second", "max_concurrency",
                               "queue_size", "output_tokens", "embedding_dimensions", "tool_rounds",
-                              "cite_tool_results", "failures"});
+                              "cite_tool_results", "prefix_cache_entries", "failures"});
   ModelProfile model;
   if (auto name = reader.read_string(table, prefix, "name")) {
     model.name = *name;
@@ -211,6 +211,9 @@ std::optional<ModelProfile> read_model(ConfigReader& reader, const toml::table& 
   }
   if (auto v = reader.read_int(table, prefix, "tool_rounds", 1, 1000)) {
     model.tool_rounds = static_cast<int>(*v);
+  }
+  if (auto v = reader.read_int(table, prefix, "prefix_cache_entries", 0, 10000000)) {
+    model.prefix_cache_entries = static_cast<int>(*v);
   }
   if (const toml::node* cite = table.get("cite_tool_results")) {
     if (const auto* value = cite->as_boolean()) {

@@ -41,6 +41,11 @@ struct ModelProfile {
   // An answer given after tool results starts with the first line of the last one ("Found:
   // ..."), so a grader can check the answer used what the tools returned.
   bool cite_tool_results = false;
+  // Prompt-prefix cache: how many message-boundary prefixes of chat requests the model
+  // remembers (least recently used out first); a request whose leading messages it has seen
+  // reports their tokens as usage.prompt_tokens_details.cached_tokens. 0 = no cache (and no
+  // prompt_tokens_details in the answers).
+  int prefix_cache_entries = 0;
   FailureRates failures;
 };
 

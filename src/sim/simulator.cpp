@@ -124,7 +124,13 @@ Simulator::Simulator(SimConfig config) : config_(std::move(config)) {
           std::make_unique<ConcurrencyLimiter>(model.max_concurrency, model.queue_size));
       limiter = limiters_.back().get();
     }
-    profiles_.push_back(Profile{&model, limiter});
+    PrefixCache* prefix_cache = nullptr;
+    if (model.prefix_cache_entries > 0) {
+      prefix_caches_.push_back(
+          std::make_unique<PrefixCache>(static_cast<std::size_t>(model.prefix_cache_entries)));
+      prefix_cache = prefix_caches_.back().get();
+    }
+    profiles_.push_back(Profile{&model, limiter, prefix_cache});
   }
   for (const Profile& profile : profiles_) {
     if (profile.model->name == "*") default_profile_ = &profile;
@@ -218,12 +224,16 @@ asio::awaitable<void> Simulator::serve_model(Endpoint endpoint, net::HttpRequest
   bool include_usage = false;
   Generation generation;
   EmbeddingRequest embedding;
+  std::vector<ChatRequest::Prefix> prefixes;  // for the prefix cache
+  std::uint64_t tools_hash = 0;
   if (endpoint == Endpoint::kChat) {
     Parsed<ChatRequest> parsed = parse_chat_request(request.body);
     error = std::move(parsed.error);
     model = std::move(parsed.request.model);
     stream = parsed.request.stream;
     include_usage = parsed.request.include_usage;
+    prefixes = std::move(parsed.request.prefixes);
+    tools_hash = parsed.request.tools_hash;
     record_request(path, model, request.body, !error.has_value());
     if (const Profile* profile = error ? nullptr : find_profile(model)) {
       Parsed<Generation> generated = generate_chat(parsed.request, *profile->model, config_.seed);
@@ -326,6 +336,21 @@ asio::awaitable<void> Simulator::serve_model(Endpoint endpoint, net::HttpRequest
     }
   }
 
+  // The prompt reaches the model: its prefixes seen before count as cached. Keys are per model
+  // name and tool set, as a provider's cache is.
+  if (profile->prefix_cache != nullptr && endpoint == Endpoint::kChat) {
+    const std::uint64_t scope = mix64(hash_bytes(model) ^ tools_hash);
+    std::vector<std::uint64_t> keys;
+    keys.reserve(prefixes.size());
+    for (const ChatRequest::Prefix& prefix : prefixes) keys.push_back(mix64(prefix.hash ^ scope));
+    const std::size_t matched = profile->prefix_cache->match_and_insert(keys);
+    generation.cached_tokens = matched == 0 ? 0
+                                            : std::min(generation.prompt_tokens,
+                                                       prefix_tokens(prefixes[matched - 1].chars));
+  }
+  const int prompt_tokens =
+      endpoint == Endpoint::kEmbeddings ? embedding.prompt_tokens : generation.prompt_tokens;
+
   // Tokens come at `interval` apart from the first one on; 0 = all at once.
   Clock::duration interval{};
   if (behaviour.tokens_per_second > 0)
@@ -378,6 +403,8 @@ asio::awaitable<void> Simulator::serve_model(Endpoint endpoint, net::HttpRequest
     }
     if (co_await writer.send(json_response(200, std::move(body)))) {
       ++completed_;
+      count_usage(prompt_tokens, generation.completion_tokens,
+                  generation.cached_tokens.value_or(0));
     } else {
       ++cancelled_;
     }
@@ -403,6 +430,8 @@ asio::awaitable<void> Simulator::serve_model(Endpoint endpoint, net::HttpRequest
     sent = sent && co_await writer.write_chunk(all) && co_await writer.end_stream();
     if (sent) {
       ++completed_;
+      count_usage(prompt_tokens, generation.completion_tokens,
+                  generation.cached_tokens.value_or(0));
     } else {
       ++cancelled_;
     }
@@ -429,6 +458,7 @@ asio::awaitable<void> Simulator::serve_model(Endpoint endpoint, net::HttpRequest
   sent = sent && co_await writer.end_stream();
   if (sent) {
     ++completed_;
+    count_usage(prompt_tokens, generation.completion_tokens, generation.cached_tokens.value_or(0));
   } else {
     ++cancelled_;
   }
@@ -449,6 +479,13 @@ asio::awaitable<void> Simulator::serve_admin(std::string_view path, net::HttpReq
   }
 }
 
+void Simulator::count_usage(int prompt_tokens, int completion_tokens, int cached_tokens) {
+  prompt_tokens_.fetch_add(static_cast<std::uint64_t>(prompt_tokens), std::memory_order_relaxed);
+  completion_tokens_.fetch_add(static_cast<std::uint64_t>(completion_tokens),
+                               std::memory_order_relaxed);
+  cached_tokens_.fetch_add(static_cast<std::uint64_t>(cached_tokens), std::memory_order_relaxed);
+}
+
 SimStats Simulator::stats() const {
   SimStats stats;
   stats.requests = requests_;
@@ -461,6 +498,9 @@ SimStats Simulator::stats() const {
   stats.failures_timeout = failures_timeout_;
   stats.failures_disconnect = failures_disconnect_;
   stats.queue_full = queue_full_;
+  stats.prompt_tokens = prompt_tokens_;
+  stats.completion_tokens = completion_tokens_;
+  stats.cached_tokens = cached_tokens_;
   std::lock_guard lock(mutex_);
   stats.by_model = by_model_;
   stats.by_path = by_path_;
@@ -469,9 +509,11 @@ SimStats Simulator::stats() const {
 
 void Simulator::reset_stats() {
   std::atomic<std::uint64_t>* counters[] = {
-      &requests_,     &completed_,        &cancelled_,           &invalid_,   &failures_500_,
-      &failures_429_, &failures_timeout_, &failures_disconnect_, &queue_full_};
+      &requests_,     &completed_,     &cancelled_,         &invalid_,
+      &failures_500_, &failures_429_,  &failures_timeout_,  &failures_disconnect_,
+      &queue_full_,   &prompt_tokens_, &completion_tokens_, &cached_tokens_};
   for (std::atomic<std::uint64_t>* counter : counters) counter->store(0);
+  for (const auto& cache : prefix_caches_) cache->clear();
   std::lock_guard lock(mutex_);
   by_model_.clear();
   by_path_.clear();
@@ -506,6 +548,9 @@ std::string Simulator::stats_json() const {
   field("in_flight", stats.in_flight);
   field("invalid", stats.invalid);
   field("queue_full", stats.queue_full);
+  field("prompt_tokens", stats.prompt_tokens);
+  field("completion_tokens", stats.completion_tokens);
+  field("cached_tokens", stats.cached_tokens);
   out += R"(,"failures":{"500":)";
   out += std::to_string(stats.failures_500);
   out += R"(,"429":)";

@@ -7,6 +7,10 @@
 // `x-sim-fail: 500|429|timeout|disconnect` and `x-sim-ttft-ms: N` override the profile for one
 // request.
 //
+// A profile with `prefix_cache_entries` remembers the message-boundary prefixes of its chat
+// requests and reports the tokens of the longest one seen before as
+// usage.prompt_tokens_details.cached_tokens (see prefix_cache.h; no effect on timing).
+//
 // A request whose profile has no TTFT, no pacing, no concurrency limit and no failures is
 // answered without any timer and with a handful of allocations.
 #include <atomic>
@@ -21,6 +25,7 @@
 
 #include "net/http_server.h"
 #include "sim/concurrency_limiter.h"
+#include "sim/prefix_cache.h"
 #include "sim/sim_config.h"
 
 namespace redline::sim {
@@ -35,7 +40,12 @@ struct SimStats {
   std::uint64_t failures_429 = 0;  // injected ones and queue overflows
   std::uint64_t failures_timeout = 0;
   std::uint64_t failures_disconnect = 0;
-  std::uint64_t queue_full = 0;                                // the 429s a full queue caused
+  std::uint64_t queue_full = 0;  // the 429s a full queue caused
+  // Usage of the requests answered in full (completed): prompt and completion tokens as the
+  // answers reported them, and the prompt tokens among them that were cached.
+  std::uint64_t prompt_tokens = 0;
+  std::uint64_t completion_tokens = 0;
+  std::uint64_t cached_tokens = 0;
   std::map<std::string, std::uint64_t, std::less<>> by_model;  // model requests by model name
   std::map<std::string, std::uint64_t, std::less<>> by_path;   // every request but /sim/*
 };
@@ -61,7 +71,8 @@ class Simulator {
 
   const SimConfig& config() const { return config_; }
   SimStats stats() const;
-  // Zeroes the counters (but not in_flight) and forgets the recorded requests.
+  // Zeroes the counters (but not in_flight), forgets the recorded requests and empties the
+  // prefix caches.
   void reset_stats();
   // The last 100 model request bodies, oldest first.
   std::vector<RecordedRequest> recent_requests() const;
@@ -71,6 +82,7 @@ class Simulator {
   struct Profile {
     const ModelProfile* model;
     ConcurrencyLimiter* limiter;  // null when concurrency is unlimited
+    PrefixCache* prefix_cache;    // null when the profile has none
   };
 
   boost::asio::awaitable<void> serve_model(Endpoint endpoint, net::HttpRequest& request,
@@ -81,6 +93,7 @@ class Simulator {
   void count_path(std::string_view path);
   void record_request(std::string_view path, std::string_view model, std::string_view body,
                       bool body_is_json);
+  void count_usage(int prompt_tokens, int completion_tokens, int cached_tokens);
   std::string stats_json() const;
   std::string recent_requests_json() const;
 
@@ -88,13 +101,14 @@ class Simulator {
 
   SimConfig config_;
   std::vector<std::unique_ptr<ConcurrencyLimiter>> limiters_;
+  std::vector<std::unique_ptr<PrefixCache>> prefix_caches_;
   std::vector<Profile> profiles_;  // one per configured model, same order
   const Profile* default_profile_ = nullptr;
 
   std::atomic<std::uint64_t> sequence_{0};  // numbers requests: ids and per-request draws
   std::atomic<std::uint64_t> requests_{0}, completed_{0}, cancelled_{0}, in_flight_{0}, invalid_{0},
       failures_500_{0}, failures_429_{0}, failures_timeout_{0}, failures_disconnect_{0},
-      queue_full_{0};
+      queue_full_{0}, prompt_tokens_{0}, completion_tokens_{0}, cached_tokens_{0};
 
   mutable std::mutex mutex_;  // guards what follows
   std::map<std::string, std::uint64_t, std::less<>> by_model_;

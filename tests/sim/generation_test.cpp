@@ -301,6 +301,63 @@ TEST(GenerationTest, UsageChunkOnlyWhenAsked) {
   for (auto& chunk : without.chunks) EXPECT_FALSE(chunk.contains("usage"));
 }
 
+TEST(GenerationTest, PrefixesAreNestedPerMessageAndIgnoreKeyOrder) {
+  auto parse = [](std::string_view body) {
+    Parsed<ChatRequest> parsed = parse_chat_request(body);
+    EXPECT_FALSE(parsed.error);
+    return parsed.request;
+  };
+  ChatRequest two = parse(kHello);
+  ASSERT_EQ(two.prefixes.size(), 2u);
+  EXPECT_EQ(two.prefixes[0].chars, 9u);  // "Be brief."
+  EXPECT_EQ(two.prefixes[1].chars, 32u);
+  EXPECT_NE(two.prefixes[0].hash, two.prefixes[1].hash);
+  EXPECT_EQ(two.tools_hash, 0u);
+
+  // One more message: the first two prefixes are the same, whatever the order of their keys.
+  ChatRequest three = parse(
+      R"({"messages":[{"content":"Be brief.","role":"system"},{"role":"user","content":"Hello there, simulator!"},{"role":"assistant","content":"Hi."}],"model":"m"})");
+  ASSERT_EQ(three.prefixes.size(), 3u);
+  EXPECT_EQ(three.prefixes[0].hash, two.prefixes[0].hash);
+  EXPECT_EQ(three.prefixes[1].hash, two.prefixes[1].hash);
+  EXPECT_EQ(three.prefixes[2].chars, 35u);
+
+  // A different earlier message changes every prefix from it on.
+  ChatRequest other = parse(
+      R"({"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello there, simulator?"}]})");
+  EXPECT_EQ(other.prefixes[0].hash, two.prefixes[0].hash);
+  EXPECT_NE(other.prefixes[1].hash, two.prefixes[1].hash);
+
+  // Tool calls are part of the prefix (the answer's hash ignores them); tools are hashed apart.
+  const std::string call =
+      R"(,{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_time","arguments":"{\"zone\":1}"}}]})";
+  const std::string other_call =
+      R"(,{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get_time","arguments":"{\"zone\":2}"}}]})";
+  ChatRequest with_call = parse(tool_request("", call));
+  ChatRequest with_other_call = parse(tool_request("", other_call));
+  EXPECT_EQ(with_call.input_hash, with_other_call.input_hash);
+  EXPECT_EQ(with_call.prefixes[0].hash, with_other_call.prefixes[0].hash);
+  EXPECT_NE(with_call.prefixes[1].hash, with_other_call.prefixes[1].hash);
+  EXPECT_NE(with_call.tools_hash, 0u);
+}
+
+TEST(GenerationTest, CachedTokensAreInTheUsageOnlyWhenSet) {
+  Generation generation = chat(kHello);
+  ResponseMeta meta{"chatcmpl-9", 5, "m"};
+  json::object plain = json::parse(render_chat_response(meta, generation)).as_object();
+  EXPECT_FALSE(plain["usage"].as_object().contains("prompt_tokens_details"));
+
+  generation.cached_tokens = 2;
+  json::object cached = json::parse(render_chat_response(meta, generation)).as_object();
+  EXPECT_EQ(cached["usage"].at("prompt_tokens"), 8);
+  EXPECT_EQ(cached["usage"].at("prompt_tokens_details").at("cached_tokens"), 2);
+  ParsedStream stream = parse_stream(render_chat_stream(meta, generation, true));
+  EXPECT_EQ(stream.chunks.back()["usage"].at("prompt_tokens_details").at("cached_tokens"), 2);
+  EXPECT_EQ(prefix_tokens(0), 0);
+  EXPECT_EQ(prefix_tokens(7), 1);
+  EXPECT_EQ(prefix_tokens(8), 2);
+}
+
 TEST(GenerationTest, ToolCallStreamShape) {
   Generation generation = chat(tool_request("", ""));
   ResponseMeta meta{"chatcmpl-9", 5, "m"};

@@ -28,6 +28,7 @@ output_tokens = 24
 embedding_dimensions = 16
 tool_rounds = 4
 cite_tool_results = true
+prefix_cache_entries = 4096
 [models.failures]
 error_5xx = 0.01
 rate_limit_429 = 0.02
@@ -61,6 +62,7 @@ TEST(SimConfigTest, ReadsEveryField) {
   EXPECT_EQ(any.embedding_dimensions, 16);
   EXPECT_EQ(any.tool_rounds, 4);
   EXPECT_TRUE(any.cite_tool_results);
+  EXPECT_EQ(any.prefix_cache_entries, 4096);
   EXPECT_DOUBLE_EQ(any.failures.error_5xx, 0.01);
   EXPECT_DOUBLE_EQ(any.failures.rate_limit_429, 0.02);
   EXPECT_EQ(any.failures.retry_after_s, 3);
@@ -73,6 +75,7 @@ TEST(SimConfigTest, ReadsEveryField) {
   EXPECT_EQ(small.max_concurrency, 0);
   EXPECT_EQ(small.tool_rounds, 1);
   EXPECT_FALSE(small.cite_tool_results);
+  EXPECT_EQ(small.prefix_cache_entries, 0);
 }
 
 TEST(SimConfigTest, DefaultsWithoutSimTable) {
@@ -96,16 +99,19 @@ timeout = 0.6
 [[models]]
 name = "a"
 output_tokens = 0
+prefix_cache_entries = -1
 )",
                                                   "bad.toml");
   EXPECT_FALSE(result.config);
-  EXPECT_THAT(result.errors,
-              UnorderedElementsAre(
-                  "bad.toml:2:10: sim.listen: must be \"host:port\"",
-                  "bad.toml:3:10: sim.thread: unknown key",
-                  "bad.toml:6:21: models[0].tokens_per_second: must be a number",
-                  "bad.toml:7:1: models[0].failures: failure rates add up to more than 1",
-                  "bad.toml:12:17: models[1].output_tokens: must be between 1 and 1000000"));
+  EXPECT_THAT(
+      result.errors,
+      UnorderedElementsAre("bad.toml:2:10: sim.listen: must be \"host:port\"",
+                           "bad.toml:3:10: sim.thread: unknown key",
+                           "bad.toml:6:21: models[0].tokens_per_second: must be a number",
+                           "bad.toml:7:1: models[0].failures: failure rates add up to more than 1",
+                           "bad.toml:12:17: models[1].output_tokens: must be between 1 and 1000000",
+                           "bad.toml:13:24: models[1].prefix_cache_entries: must be between 0 and "
+                           "10000000"));
 }
 
 TEST(SimConfigTest, RejectsDuplicateNamesAndMissingModels) {

@@ -142,6 +142,60 @@ TEST(SimulatorTest, StatsCountRequestsByModelAndPath) {
   EXPECT_TRUE(simulator.recent_requests().empty());
 }
 
+TEST(SimulatorTest, PrefixCacheReportsCachedTokensAndCountsThem) {
+  ModelProfile profile;
+  profile.prefix_cache_entries = 100;
+  Simulator simulator(config_with(profile));
+  // 16 + 24 characters: 4 + 6 tokens.
+  const std::string first =
+      R"({"model":"m","messages":[{"role":"system","content":"You are a careful agent."},{"role":"user","content":"Read the first document."}]})";
+  const std::string longer =
+      R"({"model":"m","messages":[{"role":"system","content":"You are a careful agent."},{"role":"user","content":"Read the first document."},{"role":"assistant","content":"Done."}]})";
+  const std::string other_model =
+      R"({"model":"n","messages":[{"role":"system","content":"You are a careful agent."}]})";
+
+  json::value cold = response_json(*run(simulator, "POST", "/v1/chat/completions", first));
+  EXPECT_EQ(cold.at("usage").at("prompt_tokens"), 12);
+  EXPECT_EQ(cold.at("usage").at("prompt_tokens_details").at("cached_tokens"), 0);
+  json::value warm = response_json(*run(simulator, "POST", "/v1/chat/completions", longer));
+  EXPECT_EQ(warm.at("usage").at("prompt_tokens"), 13);
+  EXPECT_EQ(warm.at("usage").at("prompt_tokens_details").at("cached_tokens"), 12);
+  // Another model name has its own cache entries, though the profile is shared.
+  json::value other = response_json(*run(simulator, "POST", "/v1/chat/completions", other_model));
+  EXPECT_EQ(other.at("usage").at("prompt_tokens_details").at("cached_tokens"), 0);
+  // The final usage chunk of a stream says it too.
+  std::string stream = longer;
+  stream.insert(1, R"("stream":true,"stream_options":{"include_usage":true},)");
+  auto streamed = run(simulator, "POST", "/v1/chat/completions", stream);
+  EXPECT_THAT(streamed->writer.stream_text(),
+              HasSubstr(R"("prompt_tokens_details":{"cached_tokens":13})"));
+
+  SimStats stats = simulator.stats();
+  EXPECT_EQ(stats.prompt_tokens, 12u + 13u + 6u + 13u);
+  EXPECT_EQ(stats.cached_tokens, 12u + 13u);
+  EXPECT_EQ(stats.completion_tokens, 4 * 16u);
+  json::value json_stats = response_json(*run(simulator, "GET", "/sim/stats"));
+  EXPECT_EQ(json_stats.at("cached_tokens"), 25);
+  EXPECT_EQ(json_stats.at("prompt_tokens"), 44);
+
+  // A reset forgets the cached prefixes as well as the counts.
+  run(simulator, "POST", "/sim/reset");
+  EXPECT_EQ(simulator.stats().cached_tokens, 0u);
+  json::value again = response_json(*run(simulator, "POST", "/v1/chat/completions", first));
+  EXPECT_EQ(again.at("usage").at("prompt_tokens_details").at("cached_tokens"), 0);
+}
+
+TEST(SimulatorTest, WithoutPrefixCacheNoCachedTokens) {
+  Simulator simulator(config_with({}));
+  run(simulator, "POST", "/v1/chat/completions", kChat);
+  json::value again = response_json(*run(simulator, "POST", "/v1/chat/completions", kChat));
+  EXPECT_FALSE(again.at("usage").as_object().contains("prompt_tokens_details"));
+  SimStats stats = simulator.stats();
+  EXPECT_EQ(stats.cached_tokens, 0u);
+  EXPECT_EQ(stats.prompt_tokens, 2u);  // "Hello": 1 token each
+  EXPECT_EQ(stats.completion_tokens, 32u);
+}
+
 TEST(SimulatorTest, RecentRequestsKeepTheLastHundred) {
   Simulator simulator(config_with({}));
   for (int i = 0; i < 105; ++i) {
