@@ -240,15 +240,60 @@ bool luhn_valid(std::string_view candidate) {
 
 // Move the first four characters to the end, letters become 10..35, and the number must be 1
 // modulo 97.
+namespace {
+
+// IBAN lengths by country (the SWIFT IBAN registry). Checking the length of the country an IBAN
+// names, besides its check digits, keeps a word and a number that happen to pass mod 97 (1 in
+// 97 of them) from being taken for one.
+struct IbanCountry {
+  char code[3];
+  std::uint8_t length;
+};
+constexpr IbanCountry kIbanCountries[] = {
+    {"AD", 24}, {"AE", 23}, {"AL", 28}, {"AT", 20}, {"AZ", 28}, {"BA", 20}, {"BE", 16},
+    {"BG", 22}, {"BH", 22}, {"BI", 27}, {"BR", 29}, {"BY", 28}, {"CH", 21}, {"CR", 22},
+    {"CY", 28}, {"CZ", 24}, {"DE", 22}, {"DJ", 27}, {"DK", 18}, {"DO", 28}, {"EE", 20},
+    {"EG", 29}, {"ES", 24}, {"FI", 18}, {"FK", 18}, {"FO", 18}, {"FR", 27}, {"GB", 22},
+    {"GE", 22}, {"GI", 23}, {"GL", 18}, {"GR", 27}, {"GT", 28}, {"HR", 21}, {"HU", 28},
+    {"IE", 22}, {"IL", 23}, {"IQ", 23}, {"IS", 26}, {"IT", 27}, {"JO", 30}, {"KW", 30},
+    {"KZ", 20}, {"LB", 28}, {"LC", 32}, {"LI", 21}, {"LT", 20}, {"LU", 20}, {"LV", 21},
+    {"LY", 25}, {"MC", 27}, {"MD", 24}, {"ME", 22}, {"MK", 19}, {"MN", 20}, {"MR", 27},
+    {"MT", 31}, {"MU", 30}, {"NI", 28}, {"NL", 18}, {"NO", 15}, {"OM", 23}, {"PK", 24},
+    {"PL", 28}, {"PS", 29}, {"PT", 25}, {"QA", 29}, {"RO", 24}, {"RS", 22}, {"RU", 33},
+    {"SA", 24}, {"SC", 31}, {"SD", 18}, {"SE", 24}, {"SI", 19}, {"SK", 24}, {"SM", 27},
+    {"SO", 23}, {"ST", 25}, {"SV", 28}, {"TL", 23}, {"TN", 24}, {"TR", 26}, {"UA", 29},
+    {"VA", 22}, {"VG", 24}, {"XK", 20}, {"YE", 30},
+};
+
+std::size_t iban_length_of(char first, char second) {
+  for (const IbanCountry& country : kIbanCountries) {
+    if (country.code[0] == first && country.code[1] == second) return country.length;
+  }
+  return 0;
+}
+
+}  // namespace
+
 bool iban_valid(std::string_view candidate) {
   std::size_t length = 0;
+  char country[2] = {0, 0};
+  // Printed IBANs are grouped by four: every group but the last has four characters.
+  std::size_t group = 0;
   for (char c : candidate) {
-    if (c == ' ') continue;
+    if (c == ' ') {
+      if (group != 4) return false;
+      group = 0;
+      continue;
+    }
     if (!is_alnum(c)) return false;
-    if (length < 2 && !is_upper(to_upper(c))) return false;
+    if (length < 2) {
+      if (!is_upper(to_upper(c))) return false;
+      country[length] = to_upper(c);
+    }
     ++length;
+    ++group;
   }
-  if (length < 15 || length > 34) return false;
+  if (length != iban_length_of(country[0], country[1])) return false;
   // Reads the characters after the first four, then the first four, without copying.
   int remainder = 0;
   auto add = [&remainder](char c) {

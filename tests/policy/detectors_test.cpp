@@ -123,6 +123,18 @@ TEST_F(DetectorsTest, IbanNeedsMod97) {
   EXPECT_TRUE(found("iban", "DE89370400440532013001").empty());
 }
 
+TEST_F(DetectorsTest, IbanNeedsItsCountrysLengthAndGroupsOfFour) {
+  // Words and a number that pass mod 97 by chance (1 in 97 do) are not an IBAN.
+  EXPECT_TRUE(found("iban", "record window request = bc587341 Looks a key up; answers one").empty());
+  // The right check digits at the wrong length for Germany (22).
+  EXPECT_FALSE(detail::iban_valid("DE8937040044053201300"));
+  // No such country.
+  EXPECT_FALSE(detail::iban_valid("QQ82WEST12345698765432"));
+  // Spaced, but not in groups of four.
+  EXPECT_FALSE(detail::iban_valid("GB82 WEST 12345698 765432"));
+  EXPECT_EQ(found("iban", "NO93 8601 1117 947 ok"), Strings{"NO93 8601 1117 947"});
+}
+
 TEST_F(DetectorsTest, IpAddresses) {
   EXPECT_EQ(found("ip_address", "host 192.168.1.20 up"), Strings{"192.168.1.20"});
   EXPECT_EQ(found("ip_address", "via 2001:db8::8a2e:370:7334."),
