@@ -241,4 +241,16 @@ std::uint64_t prefix_hash(std::string_view text, std::size_t max_bytes) {
   return hash == 0 ? 1 : hash;
 }
 
+std::string_view stable_conversation_prefix(std::string_view messages_json) {
+  // A raw `"assistant"` can only be a JSON string token (inside strings quotes are escaped), and
+  // in a messages array it is a role. Cut before the object that holds it: at the last '}'
+  // before it, or, with no assistant message yet, at the last '}' of the array, so that the
+  // first call and the later ones are cut at the same place.
+  const std::size_t assistant = messages_json.find("\"assistant\"");
+  const std::string_view before = messages_json.substr(0, assistant);
+  const std::size_t end = before.rfind('}');
+  if (end == std::string_view::npos) return messages_json;
+  return messages_json.substr(0, end + 1);
+}
+
 }  // namespace redline::routing

@@ -99,4 +99,11 @@ class Picker {
 // affinity") for empty input or max_bytes == 0, never 0 otherwise.
 std::uint64_t prefix_hash(std::string_view text, std::size_t max_bytes);
 
+// The part of a chat completions `messages` array (raw JSON) that stays the same as its
+// conversation grows: everything up to the end of the last message before the first assistant
+// message (the instructions and the task, for an agent). A conversation's turns, and an agent
+// run's calls however their later context is compacted, then share one affinity key and one
+// backend's prefix cache. The whole array when it has no message before an assistant one.
+std::string_view stable_conversation_prefix(std::string_view messages_json);
+
 }  // namespace redline::routing

@@ -384,5 +384,25 @@ TEST(PrefixHash, ReservesZeroAndTruncates) {
   EXPECT_EQ(prefix_hash("deterministic", 64), prefix_hash("deterministic", 64));
 }
 
+TEST(StableConversationPrefixTest, AConversationKeepsItsPrefixAsItGrows) {
+  const std::string head = R"([{"role":"system","content":"You are a {careful} agent."},)"
+                           R"({"role":"user","content":"Find the dates."})";
+  const std::string first = head + "]";
+  const std::string later = head + R"(,{"role":"assistant","content":null,"tool_calls":[]},)"
+                                   R"({"role":"tool","tool_call_id":"c1","content":"found"}])";
+  const std::string compacted =
+      head + R"(,{"role": "assistant","content":"[observation masked by compaction]"}])";
+  EXPECT_EQ(stable_conversation_prefix(first), head);
+  EXPECT_EQ(stable_conversation_prefix(later), head);
+  EXPECT_EQ(stable_conversation_prefix(compacted), head);
+  // An "assistant" inside a content string is escaped: not a role.
+  const std::string quoted = R"([{"role":"user","content":"say \"assistant\""}])";
+  EXPECT_EQ(stable_conversation_prefix(quoted), quoted.substr(0, quoted.size() - 1));
+  // Nothing before the first assistant message, or no object at all: the whole text.
+  EXPECT_EQ(stable_conversation_prefix(R"([{"role":"assistant","content":"hi"}])"),
+            R"([{"role":"assistant","content":"hi"}])");
+  EXPECT_EQ(stable_conversation_prefix("[]"), "[]");
+}
+
 }  // namespace
 }  // namespace redline::routing
