@@ -76,6 +76,15 @@ namespace {
 
 // Tool servers and tools become one function name for the model: "<server>__<tool>".
 constexpr std::string_view kToolSeparator = "__";
+// How much of one tool result a compaction summary reads.
+constexpr std::size_t kMaxSummarisedObservationChars = 4000;
+
+// The tokens a prompt will likely count upstream: about four characters a token, as tokenizers
+// average on English and JSON. (The budget's estimate, a token a byte, is a worst case: compacting
+// on it would compact four times too early.)
+std::int64_t likely_prompt_tokens(std::string_view text) {
+  return static_cast<std::int64_t>(text.size() / 4);
+}
 
 const std::vector<std::string> kActiveStatuses = {"queued", "running", "waiting_approval",
                                                   "requires_action"};
@@ -623,7 +632,7 @@ asio::awaitable<RunEngine::Advance> RunEngine::advance(const std::string& tenant
   // Before the next model call: compact the context when it nears the model's window.
   if (replay.unmasked_observations > 0) {
     const json::object probe{{"messages", replay.messages}, {"tools", replay.tool_defs}};
-    const std::int64_t estimate = quota::estimate_input_tokens(json::serialize(probe));
+    const std::int64_t estimate = likely_prompt_tokens(json::serialize(probe));
     if (static_cast<double>(estimate) >
         settings.compaction_threshold * static_cast<double>(settings.context_window_tokens)) {
       co_return co_await compact(run, *spec, replay, caller);
@@ -1033,7 +1042,7 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
                                  : 0;
   recent_start = std::max(recent_start, head_end);
   // Never separate tool results from the call that asked for them.
-  while (recent_start > head_end &&
+  while (recent_start > head_end && recent_start < messages.size() &&
          string_of(object_or_empty(messages[recent_start]), "role") == "tool") {
     --recent_start;
   }
@@ -1041,20 +1050,36 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
   std::string to_summarise;
   std::int64_t masked = 0;
   std::int64_t summarised = 0;
+  const bool summarise = !settings.summary_model.value.empty();
+  std::map<std::string, std::string> calls_by_id;  // tool call id → "name(arguments)"
   for (std::size_t i = head_end; i < recent_start; ++i) {
     json::object message = object_or_empty(messages[i]);
     const std::string role = string_of(message, "role");
+    if (const auto* calls = message.if_contains("tool_calls"); calls && calls->is_array()) {
+      for (const json::value& call : calls->as_array()) {
+        const json::object& asked = object_or_empty(call);
+        const json::value* function = asked.if_contains("function");
+        const json::object& named = function != nullptr ? object_or_empty(*function) : asked;
+        calls_by_id[string_of(asked, "id")] =
+            string_of(named, "name") + "(" + string_of(named, "arguments") + ")";
+      }
+    }
     if (role == "tool") {
       const std::string content = string_of(message, "content");
       if (!content.starts_with("[observation masked")) {
+        // What the result said lives on in the summary, when there is a summary model.
+        if (summarise) {
+          to_summarise += "Result of " + calls_by_id[string_of(message, "tool_call_id")] +
+                          ":\n" + content.substr(0, kMaxSummarisedObservationChars) + "\n";
+        }
         message["content"] =
             "[observation masked by compaction: " + std::to_string(content.size()) +
-            " characters; the call above says what was asked]";
+            " characters; the call above says what was asked" +
+            (summarise ? "; the summary above says what it found]" : "]");
         ++masked;
       }
       middle.push_back(std::move(message));
-    } else if (role == "assistant" && !message.contains("tool_calls") &&
-               !settings.summary_model.value.empty()) {
+    } else if (role == "assistant" && !message.contains("tool_calls") && summarise) {
       to_summarise += string_of(message, "content") + "\n";
       ++summarised;
     } else {
@@ -1073,9 +1098,9 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
         {"messages",
          json::array{json::object{{"role", "system"},
                                   {"content",
-                                   "Summarise these earlier notes of an agent's work in a few "
-                                   "sentences. Keep every fact, number, decision and open "
-                                   "question; drop pleasantries."}},
+                                   "Summarise these earlier notes and tool results of an "
+                                   "agent's work in a few sentences. Keep every fact, number, "
+                                   "name, decision and open question; drop pleasantries."}},
                      json::object{{"role", "user"}, {"content", to_summarise}}}}};
     gateway::ModelCall summary_call;
     summary_call.caller = caller;
@@ -1107,9 +1132,9 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
     co_return co_await call_model(run, spec, replay, caller);
   }
   const std::int64_t before =
-      quota::estimate_input_tokens(json::serialize(json::object{{"messages", messages}}));
+      likely_prompt_tokens(json::serialize(json::object{{"messages", messages}}));
   const std::int64_t after =
-      quota::estimate_input_tokens(json::serialize(json::object{{"messages", compacted}}));
+      likely_prompt_tokens(json::serialize(json::object{{"messages", compacted}}));
   const json::object asked{{"estimated_tokens_before", before}};
   RunStep step{0, "compaction", "", "started", json::serialize(asked), "", 0, 0};
   auto seq = co_await begin_step(run, step);

@@ -580,6 +580,7 @@ describe('agents: task graphs', () => {
 describe('agents: context compaction', () => {
   let sim;
   let summarySim;
+  let options;
   let gateway;
   let key;
 
@@ -587,10 +588,10 @@ describe('agents: context compaction', () => {
     sim = await startSim(null, { name: 'compaction-agent', model: { output_tokens: 8, tool_rounds: 6, cite_tool_results: true } });
     summarySim = await startSim(null, { name: 'compaction-summary', model: { output_tokens: 12 } });
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'redline-compaction-'));
-    gateway = await startGateway(null, {
+    options = {
       auth: { required: true, admin_token_env: 'REDLINE_AGENTS_ADMIN_TOKEN' },
-      // A small window: a few search results fill the threshold.
-      agents: { context_window_tokens: 600, compaction_threshold: 0.5, keep_recent_steps: 2, summary_model: 'summary' },
+      // A small window: a few documents fill the threshold.
+      agents: { context_window_tokens: 1500, compaction_threshold: 0.6, keep_recent_steps: 2, summary_model: 'summary' },
       mcp_servers: [stdioServer('files', 'v1_server.mjs', path.join(tmp, 'files.jsonl'))],
       backends: [
         { name: 'agent', sim },
@@ -600,13 +601,14 @@ describe('agents: context compaction', () => {
         { name: 'agent', targets: ['agent'] },
         { name: 'summary', targets: ['summary'] },
       ],
-    });
+    };
+    gateway = await startGateway(null, options);
     key = await createKey(gateway, { tenant: 'compaction' });
   });
   after(killAll);
 
   it('masks older observations when the prompt nears the window, journals it, and the run still succeeds', async () => {
-    const run = await startRun(gateway, key, { model: 'agent', input: 'research red lines in depth', tools: mcpTools('files', ['search']) });
+    const run = await startRun(gateway, key, { model: 'agent', input: 'research red lines in depth', tools: mcpTools('files', ['read_document']) });
     const done = await runReaches(gateway, key, run.id, ['completed', 'failed', 'stopped']);
     assert.equal(done.status, 'completed', JSON.stringify(done));
     const journal = await steps(gateway, key, run.id);
@@ -620,6 +622,7 @@ describe('agents: context compaction', () => {
     // The model's later prompts carried markers instead of the old results, and every tool call.
     const last = (await sim.requests()).at(-1).body.messages;
     assert.ok(last.some((m) => m.role === 'tool' && m.content.startsWith('[observation masked by compaction')), JSON.stringify(last));
+    assert.ok(last.some((m) => m.role === 'system' && m.content.startsWith('Summary of earlier steps: ')), JSON.stringify(last));
     assert.equal(last.filter((m) => m.role === 'tool').length, 6, 'tool calls and their answers stay paired');
     assert.equal(last.filter((m) => m.role === 'assistant' && m.tool_calls).length, 6);
     // The latest result is intact: the answer cites it.
@@ -637,23 +640,37 @@ describe('agents: context compaction', () => {
         { role: 'assistant', content: notes },
         { role: 'user', content: 'now research red lines' },
       ],
-      tools: mcpTools('files', ['search']),
+      tools: mcpTools('files', ['read_document']),
     });
     const done = await runReaches(gateway, key, run.id, ['completed', 'failed', 'stopped']);
     assert.equal(done.status, 'completed', JSON.stringify(done));
-    const compaction = (await steps(gateway, key, run.id)).find((step) => step.kind === 'compaction');
-    assert.equal(compaction.result.summarised, 1);
-    assert.ok(compaction.result.input_tokens > 0, JSON.stringify(compaction.result));
+    const compactions = (await steps(gateway, key, run.id)).filter((step) => step.kind === 'compaction');
+    assert.equal(compactions[0].result.summarised, 1, 'the earlier notes were summarised');
+    // Each compaction asked the summary model once: the notes, and the results it masked.
     const summaryRequests = await summarySim.requests();
-    assert.equal(summaryRequests.length, 1);
-    assert.ok(summaryRequests[0].body.messages[1].content.includes('Ed25519'));
+    assert.equal(summaryRequests.length, compactions.length);
+    const asked = summaryRequests.map((request) => request.body.messages[1].content).join('\n');
+    assert.ok(asked.includes('Ed25519'), asked);
+    assert.match(asked, /Result of files__read_document\(\{"id":".*"\}\):\n.* section 1: finding /);
     const last = (await sim.requests()).at(-1).body.messages;
     assert.ok(last.some((m) => m.role === 'system' && m.content.startsWith('Summary of earlier steps: ')), JSON.stringify(last));
     assert.ok(!last.some((m) => typeof m.content === 'string' && m.content.includes('Earlier finding')), 'the notes were replaced');
     const modelTokens = (await steps(gateway, key, run.id))
       .filter((step) => step.kind === 'model_call')
       .reduce((sum, step) => sum + step.result.input_tokens, 0);
-    assert.equal(done.usage.input_tokens, modelTokens + compaction.result.input_tokens);
+    const summaryTokens = compactions.reduce((sum, step) => sum + step.result.input_tokens, 0);
+    assert.ok(summaryTokens > 0);
+    assert.equal(done.usage.input_tokens, modelTokens + summaryTokens);
+  });
+
+  it('keeps nothing verbatim when told to (keep_recent_steps = 0) and still finishes', async () => {
+    await gateway.reload({ ...options, agents: { ...options.agents, keep_recent_steps: 0 } });
+    await sleep(300);
+    const run = await startRun(gateway, key, { model: 'agent', input: 'read everything', tools: mcpTools('files', ['read_document']) });
+    const done = await runReaches(gateway, key, run.id, ['completed', 'failed', 'stopped']);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    assert.ok((await steps(gateway, key, run.id)).some((step) => step.kind === 'compaction'));
+    assert.ok(gateway.proc.running);
   });
 });
 

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { mcpServersDir, redlineBin, startMcpHttpServer, toToml, writeTempFile } from './helpers.mjs';
 
-const TOOL_NAMES = ['append_note', 'crash', 'fail', 'get_counts', 'search', 'slow'];
+const TOOL_NAMES = ['append_note', 'crash', 'fail', 'get_counts', 'read_document', 'search', 'slow'];
 const TIMEOUT_MS = 1500;
 
 /** `redline args...` without blocking the event loop, so the variants below run side by side. */
@@ -86,7 +86,7 @@ describe('redline mcp', { concurrency: true }, () => {
 
         const human = await redline(['mcp', 'tools', '--config', config, '--server', 'tools']);
         assert.equal(human.code, 0, human.stderr);
-        assert.match(human.stdout, new RegExp(`speaks protocol ${variant.revision}; 6 tool`));
+        assert.match(human.stdout, new RegExp(`speaks protocol ${variant.revision}; 7 tool`));
       });
 
       it('calls tools: results, tool errors, and the idempotency key reaches the server', async () => {

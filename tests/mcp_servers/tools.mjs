@@ -5,6 +5,7 @@
 //               query (text content plus structuredContent {query, results}).
 //   append_note {text} → appends one line to the notes file and counts the execution under the
 //               call's idempotency key (params._meta["dev.redline/idempotency-key"]).
+//   read_document {id} read-only; a deterministic document of about 2,000 characters.
 //   get_counts  {} → {total, by_key, cancelled}: how many times append_note ran, in total and per
 //               idempotency key, and how many slow calls were cancelled. Tests use it to assert
 //               exactly-once execution.
@@ -155,6 +156,24 @@ export function toolDefinitions(options) {
         const answer = `appended note ${counts().total + 1}`;
         ledger.record({ key: idempotencyKey ?? '', text: note, answer });
         return { content: [text(answer)] };
+      },
+    },
+
+    read_document: {
+      config: {
+        title: 'Read document',
+        description: 'Reads a long document of the test corpus; the same id always gives the same text.',
+        inputSchema: { id: z.string() },
+        annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+      },
+      handler: async ({ id }) => {
+        const seed = hash(id);
+        // About 2,000 characters: what makes an agent's context grow.
+        const lines = Array.from(
+          { length: 25 },
+          (_, i) => `${id} section ${i + 1}: finding ${(seed + i * 7919).toString(16)} holds for the record.`,
+        );
+        return { content: [text(lines.join('\n'))] };
       },
     },
 
