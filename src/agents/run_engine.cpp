@@ -1037,14 +1037,12 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
          string_of(object_or_empty(messages[head_end]), "role") != "assistant") {
     ++head_end;
   }
-  std::size_t recent_start = messages.size() > settings.keep_recent_steps
-                                 ? messages.size() - settings.keep_recent_steps
-                                 : 0;
-  recent_start = std::max(recent_start, head_end);
-  // Never separate tool results from the call that asked for them.
-  while (recent_start > head_end && recent_start < messages.size() &&
-         string_of(object_or_empty(messages[recent_start]), "role") == "tool") {
+  // A step is a model message and what followed it (its tool results): the last
+  // keep_recent_steps steps start at that many assistant messages from the end.
+  std::size_t recent_start = messages.size();
+  for (std::size_t kept = 0; kept < settings.keep_recent_steps && recent_start > head_end;) {
     --recent_start;
+    if (string_of(object_or_empty(messages[recent_start]), "role") == "assistant") ++kept;
   }
   json::array middle;
   std::string to_summarise;

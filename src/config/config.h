@@ -167,7 +167,7 @@
 //   compaction_threshold = 0.7      # share of context_window_tokens that triggers compaction
 //   context_window_tokens = 32768
 //   summary_model = "chat-cheap"    # summarises older turns; unset = mask observations only
-//   keep_recent_steps = 6
+//   keep_recent_steps = 2           # the last model steps (with their tool results) kept whole
 //
 //   Each [[models]] alias also takes max_output_tokens = 4096: what a request without
 //   max_tokens reserves for its answer.
@@ -374,7 +374,7 @@ struct AgentSettings {
   // ...older turns are summarised by this alias ("" = observations are masked, nothing is
   // summarised).
   Located summary_model{"", 0, 0, "agents.summary_model"};
-  std::size_t keep_recent_steps = 6;  // the last steps are always kept verbatim
+  std::size_t keep_recent_steps = 2;  // the last model steps (with their tool results) stay verbatim
 };
 
 // [memory]: pinned blocks and archival records injected into prompts on request.
