@@ -76,6 +76,8 @@ namespace {
 
 // Tool servers and tools become one function name for the model: "<server>__<tool>".
 constexpr std::string_view kToolSeparator = "__";
+// How a compaction's summary message starts.
+constexpr std::string_view kSummaryPrefix = "Summary of earlier steps: ";
 // How much of one tool result a compaction summary reads.
 constexpr std::size_t kMaxSummarisedObservationChars = 4000;
 
@@ -1037,17 +1039,31 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
          string_of(object_or_empty(messages[head_end]), "role") != "assistant") {
     ++head_end;
   }
-  // A step is a model message and what followed it (its tool results): the last
-  // keep_recent_steps steps start at that many assistant messages from the end.
+  // A step is a model message and what followed it (its tool results). The last
+  // keep_recent_steps steps stay whole, fewer when they alone would fill more than half of what
+  // triggers a compaction: each compaction rewrites the context, which a provider's prefix
+  // cache must then read anew, so it should leave room for several steps before the next.
+  const double trigger =
+      settings.compaction_threshold * static_cast<double>(settings.context_window_tokens);
   std::size_t recent_start = messages.size();
-  for (std::size_t kept = 0; kept < settings.keep_recent_steps && recent_start > head_end;) {
-    --recent_start;
-    if (string_of(object_or_empty(messages[recent_start]), "role") == "assistant") ++kept;
+  std::size_t recent_chars = 0;
+  for (std::size_t kept = 0; kept < settings.keep_recent_steps && recent_start > head_end;
+       ++kept) {
+    std::size_t start = recent_start;
+    std::size_t chars = 0;
+    do {
+      --start;
+      chars += json::serialize(messages[start]).size();
+    } while (start > head_end && string_of(object_or_empty(messages[start]), "role") != "assistant");
+    if (kept > 0 && static_cast<double>(recent_chars + chars) / 4 > trigger / 2) break;
+    recent_start = start;
+    recent_chars += chars;
   }
   json::array middle;
   std::string to_summarise;
   std::int64_t masked = 0;
   std::int64_t summarised = 0;
+  std::int64_t notes = 0;  // the model's notes summarised (besides results and the last summary)
   const bool summarise = !settings.summary_model.value.empty();
   std::map<std::string, std::string> calls_by_id;  // tool call id → "name(arguments)"
   for (std::size_t i = head_end; i < recent_start; ++i) {
@@ -1062,6 +1078,13 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
             string_of(named, "name") + "(" + string_of(named, "arguments") + ")";
       }
     }
+    if (role == "system" && string_of(message, "content").starts_with(kSummaryPrefix)) {
+      // The last compaction's summary: folded into this one, so there is only ever one.
+      to_summarise +=
+          "Earlier summary: " + string_of(message, "content").substr(kSummaryPrefix.size()) + "\n";
+      ++summarised;
+      continue;
+    }
     if (role == "tool") {
       const std::string content = string_of(message, "content");
       if (!content.starts_with("[observation masked")) {
@@ -1069,6 +1092,7 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
         if (summarise) {
           to_summarise += "Result of " + calls_by_id[string_of(message, "tool_call_id")] +
                           ":\n" + content.substr(0, kMaxSummarisedObservationChars) + "\n";
+          ++summarised;
         }
         message["content"] =
             "[observation masked by compaction: " + std::to_string(content.size()) +
@@ -1080,11 +1104,20 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
     } else if (role == "assistant" && !message.contains("tool_calls") && summarise) {
       to_summarise += string_of(message, "content") + "\n";
       ++summarised;
+      ++notes;
     } else {
       middle.push_back(std::move(message));  // tool calls and state changes stay verbatim
     }
   }
+  if (masked == 0 && notes == 0) {
+    // Nothing new to compact (what is large is recent): go on with the full context rather
+    // than summarise the summary again before every call.
+    co_return co_await call_model(run, spec, replay, caller);
+  }
+  // The head, as it was (it keeps the run's prefix-affinity key and its cached prefix), the
+  // masked middle, the summary, then the recent steps.
   json::array compacted(messages.begin(), messages.begin() + static_cast<long>(head_end));
+  for (json::value& message : middle) compacted.push_back(std::move(message));
   struct {
     std::int64_t input_tokens = 0;
     std::int64_t output_tokens = 0;
@@ -1121,14 +1154,9 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
     }
     if (text.empty()) text = to_summarise;  // no summary: keep the notes rather than lose them
     compacted.push_back(
-        json::object{{"role", "system"}, {"content", "Summary of earlier steps: " + text}});
+        json::object{{"role", "system"}, {"content", std::string(kSummaryPrefix) + text}});
   }
-  for (json::value& message : middle) compacted.push_back(std::move(message));
   for (std::size_t i = recent_start; i < messages.size(); ++i) compacted.push_back(messages[i]);
-  if (masked == 0 && summarised == 0) {
-    // Nothing left to compact: go on with the full context rather than loop.
-    co_return co_await call_model(run, spec, replay, caller);
-  }
   const std::int64_t before =
       likely_prompt_tokens(json::serialize(json::object{{"messages", messages}}));
   const std::int64_t after =

@@ -622,7 +622,10 @@ describe('agents: context compaction', () => {
     // The model's later prompts carried markers instead of the old results, and every tool call.
     const last = (await sim.requests()).at(-1).body.messages;
     assert.ok(last.some((m) => m.role === 'tool' && m.content.startsWith('[observation masked by compaction')), JSON.stringify(last));
-    assert.ok(last.some((m) => m.role === 'system' && m.content.startsWith('Summary of earlier steps: ')), JSON.stringify(last));
+    // One summary, after the untouched head: the run's first messages (its affinity key) stay.
+    assert.equal(last.filter((m) => m.role === 'system' && m.content.startsWith('Summary of earlier steps: ')).length, 1, JSON.stringify(last));
+    assert.deepEqual(last[0], { role: 'user', content: 'research red lines in depth' });
+    assert.equal(last[1].role, 'assistant');
     assert.equal(last.filter((m) => m.role === 'tool').length, 6, 'tool calls and their answers stay paired');
     assert.equal(last.filter((m) => m.role === 'assistant' && m.tool_calls).length, 6);
     // The latest result is intact: the answer cites it.
@@ -645,7 +648,7 @@ describe('agents: context compaction', () => {
     const done = await runReaches(gateway, key, run.id, ['completed', 'failed', 'stopped']);
     assert.equal(done.status, 'completed', JSON.stringify(done));
     const compactions = (await steps(gateway, key, run.id)).filter((step) => step.kind === 'compaction');
-    assert.equal(compactions[0].result.summarised, 1, 'the earlier notes were summarised');
+    assert.ok(compactions[0].result.summarised >= 1, 'the earlier notes were summarised');
     // Each compaction asked the summary model once: the notes, and the results it masked.
     const summaryRequests = await summarySim.requests();
     assert.equal(summaryRequests.length, compactions.length);
