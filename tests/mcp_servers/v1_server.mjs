@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A test MCP server built with the official @modelcontextprotocol/sdk 1.x: protocol revision
 // 2025-11-25 (initialize handshake; over HTTP, sessions named by Mcp-Session-Id). It offers the
-// tools described in tools.mjs (search, append_note, get_counts, fail, crash, slow).
+// tools described in tools.mjs (search, read_document, append_note, get_counts, fail, crash,
+// slow).
 //
 //   node tests/mcp_servers/v1_server.mjs [--transport stdio|http] [--port N] [--host H]
 //        [--notes FILE] [--dedupe] [--json-response]

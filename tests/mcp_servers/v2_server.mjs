@@ -2,7 +2,8 @@
 // A test MCP server built with the official @modelcontextprotocol/server 2.x: protocol revision
 // 2026-07-28 — no handshake and no sessions; every request carries the protocol version, client
 // info and capabilities in params._meta, and `server/discover` tells what the server speaks. It
-// offers the tools described in tools.mjs (search, append_note, get_counts, fail, crash, slow).
+// offers the tools described in tools.mjs (search, read_document, append_note, get_counts, fail,
+// crash, slow).
 //
 //   node tests/mcp_servers/v2_server.mjs [--transport stdio|http] [--port N] [--host H]
 //        [--notes FILE] [--dedupe] [--legacy]
