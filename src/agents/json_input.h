@@ -4,13 +4,14 @@
 // JsonRejection with the 400 to answer. Checks nest deep inside items, tasks and content parts,
 // and threading an error back through every level would bury the rules they enforce, so a
 // parser catches JsonRejection once, at its public entry point, and returns the error as a value.
+#include <fmt/format.h>
+
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <fmt/format.h>
 #include <initializer_list>
 #include <limits>
 #include <optional>
@@ -43,9 +44,8 @@ void require_one_of(const std::string& param, std::string_view value,
                     std::initializer_list<std::string_view> supported);
 // "Invalid 'p': integer below minimum value. Expected a value >= 1, but got 0 instead."
 template <typename Number>
-[[noreturn]] void reject_bound(const std::string& param, std::string_view problem,
-                               std::string code, std::string_view relation, Number bound,
-                               Number got) {
+[[noreturn]] void reject_bound(const std::string& param, std::string_view problem, std::string code,
+                               std::string_view relation, Number bound, Number got) {
   reject(fmt::format("Invalid '{}': {}. Expected a value {} {}, but got {} instead.", param,
                      problem, relation, bound, got),
          param, std::move(code));

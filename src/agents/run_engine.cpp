@@ -1047,14 +1047,14 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
       settings.compaction_threshold * static_cast<double>(settings.context_window_tokens);
   std::size_t recent_start = messages.size();
   std::size_t recent_chars = 0;
-  for (std::size_t kept = 0; kept < settings.keep_recent_steps && recent_start > head_end;
-       ++kept) {
+  for (std::size_t kept = 0; kept < settings.keep_recent_steps && recent_start > head_end; ++kept) {
     std::size_t start = recent_start;
     std::size_t chars = 0;
     do {
       --start;
       chars += json::serialize(messages[start]).size();
-    } while (start > head_end && string_of(object_or_empty(messages[start]), "role") != "assistant");
+    } while (start > head_end &&
+             string_of(object_or_empty(messages[start]), "role") != "assistant");
     if (kept > 0 && static_cast<double>(recent_chars + chars) / 4 > trigger / 2) break;
     recent_start = start;
     recent_chars += chars;
@@ -1090,8 +1090,8 @@ asio::awaitable<RunEngine::Advance> RunEngine::compact(const RunRecord& run, con
       if (!content.starts_with("[observation masked")) {
         // What the result said lives on in the summary, when there is a summary model.
         if (summarise) {
-          to_summarise += "Result of " + calls_by_id[string_of(message, "tool_call_id")] +
-                          ":\n" + content.substr(0, kMaxSummarisedObservationChars) + "\n";
+          to_summarise += "Result of " + calls_by_id[string_of(message, "tool_call_id")] + ":\n" +
+                          content.substr(0, kMaxSummarisedObservationChars) + "\n";
           ++summarised;
         }
         message["content"] =

@@ -1,8 +1,9 @@
 #include "agents/run_spec.h"
 
+#include <fmt/format.h>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <fmt/format.h>
 
 #include "agents/json_input.h"
 #include "agents/responses_format.h"
@@ -46,9 +47,10 @@ using json_input::require_one_of;
 McpToolGrant read_grant(const Members& tool) {
   for (std::string_view address : {"server_url", "connector_id"}) {
     if (tool.given(address) != nullptr) {
-      reject("MCP servers are configured on the gateway ([[mcp_servers]]); name one with "
-             "'server_label' instead of giving its address.",
-             tool.param(address), "unsupported_parameter");
+      reject(
+          "MCP servers are configured on the gateway ([[mcp_servers]]); name one with "
+          "'server_label' instead of giving its address.",
+          tool.param(address), "unsupported_parameter");
     }
   }
   McpToolGrant grant;
@@ -114,9 +116,10 @@ RunSpecParse parse_run_spec(std::string_view body) {
     auto items = normalize_items(request.required("input"), "input", ids, item_error);
     if (!items) throw JsonRejection{std::move(item_error)};
     if (items->empty()) {
-      reject("Invalid 'input': empty array. Expected an array with minimum length 1, but got an "
-             "empty array instead.",
-             "input", "empty_array");
+      reject(
+          "Invalid 'input': empty array. Expected an array with minimum length 1, but got an "
+          "empty array instead.",
+          "input", "empty_array");
     }
     spec.input = std::move(*items);
     if (const json::array* tools = request.array("tools")) {

@@ -1,7 +1,5 @@
 #include "agents/task_graph.h"
 
-#include "agents/json_input.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -13,13 +11,15 @@
 #include <unordered_map>
 #include <utility>
 
+#include "agents/json_input.h"
+
 namespace redline::agents {
 
 namespace json = boost::json;
 using json_input::element_param;
 using json_input::JsonRejection;
-using json_input::parse_json;
 using json_input::Members;
+using json_input::parse_json;
 using json_input::reject;
 using json_input::reject_missing;
 using json_input::reject_type;

@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
   bool verbose = false;
   auto* policy_test =
       policy->add_subcommand("test", "Run red-line test cases against a configuration");
-  policy_test->add_option("-c,--config", policy_config, "Gateway configuration (TOML)")
-      ->required();
+  policy_test->add_option("-c,--config", policy_config, "Gateway configuration (TOML)")->required();
   policy_test->add_option("cases", case_files, "Case files")->required();
   policy_test->add_flag("-v,--verbose", verbose, "List passing cases too");
 

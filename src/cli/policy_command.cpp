@@ -48,8 +48,7 @@ int run_policy_test(const std::string& config_path, const std::vector<std::strin
       for (const auto& difference : result.differences) std::cout << "     " << difference << "\n";
     }
   }
-  std::cout << cases << " cases, " << (cases - failures) << " passed, " << failures
-            << " failed\n";
+  std::cout << cases << " cases, " << (cases - failures) << " passed, " << failures << " failed\n";
   return failures == 0 ? 0 : 1;
 }
 

@@ -448,7 +448,6 @@ void distinct_names(std::vector<std::string_view>& names) {
   names = std::move(distinct);
 }
 
-
 constexpr std::array<std::string_view, 3> kTierNames = {"edge", "onprem", "cloud"};
 constexpr std::array<std::string_view, 5> kStrategyNames = {"least_load", "latency", "cost",
                                                             "weighted", "prefix_affinity"};
@@ -458,8 +457,7 @@ constexpr std::array<std::string_view, 2> kRuleModeNames = {"enforce", "shadow"}
 constexpr std::array<std::string_view, 2> kAuditDurabilityNames = {"batched", "before_response"};
 constexpr std::array<std::string_view, 3> kAuditBodiesNames = {"none", "flagged", "all"};
 constexpr std::array<std::string_view, 2> kMcpTransportNames = {"stdio", "http"};
-constexpr std::array<std::string_view, 3> kMcpProtocolNames = {"auto", "2025-11-25",
-                                                               "2026-07-28"};
+constexpr std::array<std::string_view, 3> kMcpProtocolNames = {"auto", "2025-11-25", "2026-07-28"};
 constexpr std::array<std::string_view, 3> kBudgetPeriodNames = {"day", "month", "total"};
 constexpr std::array<std::string_view, 5> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 
@@ -658,18 +656,17 @@ class ConfigReader {
       labels.caveats = reader.read_string_list("caveats");
     }
     if (const toml::array* residency = reader.read_array("residency", false)) {
-      for_each_table(*residency, "labels.residency",
-                     [&](const toml::table& entry, const std::string& path) {
-                       TableReader entry_reader(entry, path, sink_,
-                                                {"label", "jurisdictions", "tiers"});
-                       ResidencyRule rule;
-                       entry_reader.read_located("label", rule.label, true);
-                       rule.jurisdictions = entry_reader.read_string_list("jurisdictions");
-                       for (std::size_t tier : entry_reader.read_enum_list("tiers", kTierNames)) {
-                         rule.tiers.push_back(static_cast<Tier>(tier));
-                       }
-                       labels.residency.push_back(std::move(rule));
-                     });
+      for_each_table(
+          *residency, "labels.residency", [&](const toml::table& entry, const std::string& path) {
+            TableReader entry_reader(entry, path, sink_, {"label", "jurisdictions", "tiers"});
+            ResidencyRule rule;
+            entry_reader.read_located("label", rule.label, true);
+            rule.jurisdictions = entry_reader.read_string_list("jurisdictions");
+            for (std::size_t tier : entry_reader.read_enum_list("tiers", kTierNames)) {
+              rule.tiers.push_back(static_cast<Tier>(tier));
+            }
+            labels.residency.push_back(std::move(rule));
+          });
     }
   }
 
@@ -729,9 +726,9 @@ class ConfigReader {
   }
 
   void read_sessions(const toml::table& table, SessionSettings& sessions) {
-    TableReader reader(table, "sessions", sink_,
-                       {"enabled", "retention_ms", "purge_interval_ms", "max_chain_depth",
-                        "max_background"});
+    TableReader reader(
+        table, "sessions", sink_,
+        {"enabled", "retention_ms", "purge_interval_ms", "max_chain_depth", "max_background"});
     reader.read_bool("enabled", sessions.enabled);
     reader.read_duration("retention_ms", sessions.retention, 1);
     reader.read_duration("purge_interval_ms", sessions.purge_interval, 1);
@@ -740,10 +737,10 @@ class ConfigReader {
   }
 
   void read_memory(const toml::table& table, MemorySettings& memory) {
-    TableReader reader(table, "memory", sink_,
-                       {"default_block_chars", "max_block_chars", "max_record_chars",
-                        "max_injected_records", "extraction_model", "extraction_max_output_tokens",
-                        "extraction_max_input_chars"});
+    TableReader reader(
+        table, "memory", sink_,
+        {"default_block_chars", "max_block_chars", "max_record_chars", "max_injected_records",
+         "extraction_model", "extraction_max_output_tokens", "extraction_max_input_chars"});
     reader.read_integer("default_block_chars", memory.default_block_chars, 1);
     reader.read_integer("max_block_chars", memory.max_block_chars, 1);
     reader.read_integer("max_record_chars", memory.max_record_chars, 1);
@@ -772,16 +769,15 @@ class ConfigReader {
   }
 
   void read_agents(const toml::table& table, AgentSettings& agents) {
-    TableReader reader(table, "agents", sink_,
-                       {"max_steps", "max_tokens", "max_wall_ms", "max_concurrent_runs_per_tenant",
-                        "max_graph_tasks", "max_graph_concurrency", "approval_timeout_ms",
-                        "compaction_threshold", "context_window_tokens", "summary_model",
-                        "keep_recent_steps"});
+    TableReader reader(
+        table, "agents", sink_,
+        {"max_steps", "max_tokens", "max_wall_ms", "max_concurrent_runs_per_tenant",
+         "max_graph_tasks", "max_graph_concurrency", "approval_timeout_ms", "compaction_threshold",
+         "context_window_tokens", "summary_model", "keep_recent_steps"});
     reader.read_integer("max_steps", agents.max_steps, 1);
     reader.read_integer("max_tokens", agents.max_tokens, 1);
     reader.read_duration("max_wall_ms", agents.max_wall, 1);
-    reader.read_integer("max_concurrent_runs_per_tenant", agents.max_concurrent_runs_per_tenant,
-                        1);
+    reader.read_integer("max_concurrent_runs_per_tenant", agents.max_concurrent_runs_per_tenant, 1);
     reader.read_integer("max_graph_tasks", agents.max_graph_tasks, 1);
     reader.read_integer("max_graph_concurrency", agents.max_graph_concurrency, 1);
     reader.read_duration("approval_timeout_ms", agents.approval_timeout, 1);
@@ -798,9 +794,8 @@ class ConfigReader {
 
   McpServerSettings read_mcp_server(const toml::table& table, const std::string& path) {
     TableReader reader(table, path, sink_,
-                       {"name", "tenants", "transport", "command", "args", "env", "url",
-                        "protocol", "idempotent_tools", "require_approval", "result_label",
-                        "timeout_ms"});
+                       {"name", "tenants", "transport", "command", "args", "env", "url", "protocol",
+                        "idempotent_tools", "require_approval", "result_label", "timeout_ms"});
     McpServerSettings server;
     Located name;
     if (reader.read_located("name", name, true)) {
@@ -852,8 +847,7 @@ class ConfigReader {
       auto [it, inserted] = first_by_name.emplace(name.name, i);
       if (!inserted) {
         sink_.add(name.at, name.key,
-                  "duplicate MCP server name " + in_quotes(name.name) +
-                      " (first defined at line " +
+                  "duplicate MCP server name " + in_quotes(name.name) + " (first defined at line " +
                       std::to_string(mcp_server_names_[it->second].at.line) + ")");
       }
     }
@@ -862,8 +856,7 @@ class ConfigReader {
   void read_audit(const toml::table& table, AuditSettings& audit) {
     TableReader reader(table, "audit", sink_,
                        {"enabled", "durability", "flush_interval_ms", "checkpoint_interval_ms",
-                        "signing_key_path", "store_bodies", "body_key_env",
-                        "body_retention_days"});
+                        "signing_key_path", "store_bodies", "body_key_env", "body_retention_days"});
     reader.read_bool("enabled", audit.enabled);
     if (auto durability = reader.read_enum("durability", kAuditDurabilityNames)) {
       audit.durability = static_cast<AuditDurability>(*durability);
@@ -993,8 +986,8 @@ class ConfigReader {
       sink_.add(reader.position(), path, "action 'redact' needs `redact` or `detectors`");
     }
     const bool per_backend = !rule.backend_tiers.empty() || !rule.backend_jurisdictions.empty();
-    if (per_backend && (rule.action == RuleAction::kRequireApproval ||
-                        rule.action == RuleAction::kRestrict)) {
+    if (per_backend &&
+        (rule.action == RuleAction::kRequireApproval || rule.action == RuleAction::kRestrict)) {
       sink_.add(reader.position(), path,
                 "backend conditions apply to deny, redact and log rules only");
     }
@@ -1095,11 +1088,26 @@ class ConfigReader {
 
   Backend read_backend(const toml::table& table, const std::string& path) {
     TableReader reader(table, path, sink_,
-                       {"name", "base_url", "api_key_env", "tier", "region", "price_input_per_mtok",
-                        "price_output_per_mtok", "max_concurrency", "weight", "connect_timeout_ms",
-                        "first_byte_timeout_ms", "idle_timeout_ms", "request_timeout_ms", "ca_file",
-                        "health_path", "health_interval_ms", "models", "clearance",
-                        "jurisdiction", "operator"});
+                       {"name",
+                        "base_url",
+                        "api_key_env",
+                        "tier",
+                        "region",
+                        "price_input_per_mtok",
+                        "price_output_per_mtok",
+                        "max_concurrency",
+                        "weight",
+                        "connect_timeout_ms",
+                        "first_byte_timeout_ms",
+                        "idle_timeout_ms",
+                        "request_timeout_ms",
+                        "ca_file",
+                        "health_path",
+                        "health_interval_ms",
+                        "models",
+                        "clearance",
+                        "jurisdiction",
+                        "operator"});
     using Range = TableReader::Range;
     Backend backend;
     if (reader.read_string("name", backend.name, true, false)) {

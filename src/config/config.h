@@ -175,7 +175,8 @@
 //   Each backend also takes: clearance = "SECRET//PII" (default PUBLIC), jurisdiction = "DE"
 //   (country or region code), operator = "acme-gpu".
 //
-// Relative paths (ca_file, access_log, sqlite_path) are resolved against the directory of the config file.
+// Relative paths (ca_file, access_log, sqlite_path) are resolved against the directory of the
+// config file.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -261,7 +262,7 @@ enum class AuditBodies { kNone, kFlagged, kAll };
 struct AuditSettings {
   bool enabled = true;
   AuditDurability durability = AuditDurability::kBatched;
-  std::chrono::milliseconds flush_interval{5};         // group commit at least this often
+  std::chrono::milliseconds flush_interval{5};          // group commit at least this often
   std::chrono::milliseconds checkpoint_interval{1000};  // the head is signed this often
   std::string signing_key_path = "redline-audit.key";   // resolved against the config's directory
   AuditBodies store_bodies = AuditBodies::kNone;
@@ -344,10 +345,10 @@ struct McpServerSettings {
   std::string name;                  // what requests name it by ("server_label"); unique
   std::vector<std::string> tenants;  // who may use it; empty = every tenant
   McpTransport transport = McpTransport::kStdio;
-  std::string command;               // stdio: the program, resolved against the config's dir
-  std::vector<std::string> args;     //   when it contains a '/'; and its arguments
-  std::vector<std::string> env;      // stdio: environment variables passed through by name
-  std::string url;                   // http: the Streamable HTTP endpoint
+  std::string command;            // stdio: the program, resolved against the config's dir
+  std::vector<std::string> args;  //   when it contains a '/'; and its arguments
+  std::vector<std::string> env;   // stdio: environment variables passed through by name
+  std::string url;                // http: the Streamable HTTP endpoint
   McpProtocol protocol = McpProtocol::kAuto;
   // Tools whose call may be repeated when its outcome is unknown (the gateway stopped mid-call).
   std::vector<std::string> idempotent_tools;
@@ -374,7 +375,8 @@ struct AgentSettings {
   // ...older turns are summarised by this alias ("" = observations are masked, nothing is
   // summarised).
   Located summary_model{"", 0, 0, "agents.summary_model"};
-  std::size_t keep_recent_steps = 2;  // the last model steps (with their tool results) stay verbatim
+  std::size_t keep_recent_steps =
+      2;  // the last model steps (with their tool results) stay verbatim
 };
 
 // [memory]: pinned blocks and archival records injected into prompts on request.
@@ -443,10 +445,10 @@ struct Backend {
   std::string ca_file;  // PEM bundle for TLS verification ("" = system store); readable at load
   std::string health_path = "/models";  // GET base_path + health_path; "" disables active checks
   std::chrono::milliseconds health_interval{5000};
-  std::vector<ServedModel> models;  // at least one, names unique
+  std::vector<ServedModel> models;        // at least one, names unique
   Located clearance{"PUBLIC", 0, 0, ""};  // the highest label this backend may receive
-  std::string jurisdiction;         // country or region code, e.g. "DE"; "" = unknown
-  std::string operator_name;        // who runs it, e.g. "acme-gpu"
+  std::string jurisdiction;               // country or region code, e.g. "DE"; "" = unknown
+  std::string operator_name;              // who runs it, e.g. "acme-gpu"
 
   const ServedModel* find_model(std::string_view name) const;
 };

@@ -3,13 +3,12 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <optional>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <optional>
 
 #include "common/json_text.h"
 

@@ -162,9 +162,8 @@ ParseResult parse_request(ApiKind kind, std::string& body, std::size_t affinity_
         raw = value.raw_json_token();
       }
       if (!raw.empty() && affinity_prefix_bytes > 0) {
-        const std::string_view stable = type == od::json_type::array
-                                            ? routing::stable_conversation_prefix(raw)
-                                            : raw;
+        const std::string_view stable =
+            type == od::json_type::array ? routing::stable_conversation_prefix(raw) : raw;
         request.affinity_hash = routing::prefix_hash(stable, affinity_prefix_bytes);
       }
     }

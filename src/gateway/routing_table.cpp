@@ -3,9 +3,9 @@
 #include <ctime>
 
 #include "common/json_text.h"
-#include "policy/red_line_policy.h"
 #include "net/io_pool.h"
 #include "net/upstream_client.h"
+#include "policy/red_line_policy.h"
 
 namespace redline::gateway {
 
@@ -91,8 +91,7 @@ RoutingTable::~RoutingTable() = default;
 
 std::shared_ptr<const RoutingTable> RoutingTable::build(
     config::Config config, std::shared_ptr<const policy::RedLinePolicy> policy, net::IoPool& io,
-                                                        routing::BackendRegistry& registry,
-                                                        const RoutingTable* previous) {
+    routing::BackendRegistry& registry, const RoutingTable* previous) {
   std::shared_ptr<RoutingTable> table(new RoutingTable());
   table->config_ = std::move(config);
   table->policy_ = std::move(policy);

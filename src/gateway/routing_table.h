@@ -52,11 +52,9 @@ struct AliasRoute {
 class RoutingTable {
  public:
   // `previous` lends its connection pools to backends whose endpoint did not change.
-  static std::shared_ptr<const RoutingTable> build(config::Config config,
-                                                   std::shared_ptr<const policy::RedLinePolicy> policy,
-                                                   net::IoPool& io,
-                                                   routing::BackendRegistry& registry,
-                                                   const RoutingTable* previous);
+  static std::shared_ptr<const RoutingTable> build(
+      config::Config config, std::shared_ptr<const policy::RedLinePolicy> policy, net::IoPool& io,
+      routing::BackendRegistry& registry, const RoutingTable* previous);
   ~RoutingTable();
 
   const config::Config& config() const { return config_; }

@@ -186,9 +186,10 @@ CaseFile parse_case_file(std::string_view text, const std::string& source_name,
     } else if (directive == "tools") {
       current->tools = split_list(value);
     } else if (directive == "text") {
-      current->body = "{\"model\":" + json_string(current->model) +
-                      ",\"messages\":[{\"role\":\"user\",\"content\":" +
-                      json_string(decode_text(value)) + "}]}";
+      current->body =
+          "{\"model\":" + json_string(current->model) +
+          ",\"messages\":[{\"role\":\"user\",\"content\":" + json_string(decode_text(value)) +
+          "}]}";
     } else if (directive == "body") {
       current->body = std::string(value);
     } else if (directive == "expect") {
@@ -220,8 +221,8 @@ CaseFile parse_case_file(std::string_view text, const std::string& source_name,
   }
   for (const auto& test : file.cases) {
     if (test.body.empty()) {
-      file.errors.push_back(source_name + ":" + std::to_string(test.line) + ": case '" +
-                            test.name + "' has neither 'text' nor 'body'");
+      file.errors.push_back(source_name + ":" + std::to_string(test.line) + ": case '" + test.name +
+                            "' has neither 'text' nor 'body'");
     }
   }
   return file;

@@ -1,9 +1,8 @@
 #include "policy/red_line_policy.h"
 
-#include <boost/json.hpp>
-
 #include <algorithm>
 #include <array>
+#include <boost/json.hpp>
 #include <cctype>
 #include <set>
 #include <unordered_set>
@@ -189,15 +188,15 @@ RedLinePolicy::CompileResult RedLinePolicy::compile(const config::Config& config
   std::string detector_error;
   policy->detectors_ = DetectorSet::compile(policy->lattice_, specs, &detector_error);
   if (!policy->detectors_) {
-    compiler.error(labels_at.line > 0 || config.detectors.empty() ? labels_at
-                                                                  : config.detectors.front().name,
-                   "detectors do not compile: " + detector_error);
+    compiler.error(
+        labels_at.line > 0 || config.detectors.empty() ? labels_at : config.detectors.front().name,
+        "detectors do not compile: " + detector_error);
     return result;
   }
 
   for (const config::Backend& backend : config.backends) {
-    BackendProfile profile{backend.name,          backend.tier, backend.jurisdiction,
-                           backend.region,        backend.operator_name, Label{}};
+    BackendProfile profile{backend.name,   backend.tier,          backend.jurisdiction,
+                           backend.region, backend.operator_name, Label{}};
     if (auto clearance = compiler.label(policy->lattice_, backend.clearance)) {
       profile.clearance = *clearance;
     }
@@ -249,8 +248,8 @@ RedLinePolicy::CompileResult RedLinePolicy::compile(const config::Config& config
     }
     for (const auto& model : settings.models) {
       if (config.find_alias(model) == nullptr) {
-        compiler.error(settings.name, "rule '" + rule.name + "' names unknown model alias '" +
-                                          model + "'");
+        compiler.error(settings.name,
+                       "rule '" + rule.name + "' names unknown model alias '" + model + "'");
       }
     }
     for (const auto& backend : settings.restrict_backends) {
@@ -379,8 +378,7 @@ bool RedLinePolicy::rule_matches(const CompiledRule& rule, const RequestFacts& f
 }
 
 std::string RedLinePolicy::jurisdiction_block(const BackendProfile& backend,
-                                              const RequestFacts& facts,
-                                              const Label& label) const {
+                                              const RequestFacts& facts, const Label& label) const {
   for (const auto& tenant : tenants_) {
     if (tenant.name == facts.tenant && !tenant.jurisdictions.empty() &&
         !in_jurisdiction(backend, tenant.jurisdictions)) {
@@ -468,7 +466,8 @@ Verdict RedLinePolicy::evaluate(const RequestFacts& facts,
       continue;
     }
     for (const CompiledRule* rule : restrictions) {
-      const bool tier_ok = rule->restrict_tiers.empty() || contains(rule->restrict_tiers, backend->tier);
+      const bool tier_ok =
+          rule->restrict_tiers.empty() || contains(rule->restrict_tiers, backend->tier);
       const bool place_ok = rule->restrict_jurisdictions.empty() ||
                             in_jurisdiction(*backend, rule->restrict_jurisdictions);
       const bool name_ok =
@@ -481,7 +480,8 @@ Verdict RedLinePolicy::evaluate(const RequestFacts& facts,
     if (!eligibility.eligible()) continue;
     eligibility.redact = redact_everywhere;
     for (const CompiledRule* rule : per_backend) {
-      const bool tier_match = rule->backend_tiers.empty() || contains(rule->backend_tiers, backend->tier);
+      const bool tier_match =
+          rule->backend_tiers.empty() || contains(rule->backend_tiers, backend->tier);
       const bool place_match = rule->backend_jurisdictions.empty() ||
                                in_jurisdiction(*backend, rule->backend_jurisdictions);
       if (!tier_match || !place_match) continue;
@@ -502,9 +502,9 @@ Verdict RedLinePolicy::evaluate(const RequestFacts& facts,
   return verdict;
 }
 
-std::optional<std::string> RedLinePolicy::redact_request(RequestKind kind, std::string_view body,
-                                          const std::vector<std::uint16_t>& detectors,
-                                          RedactionVault& vault) const {
+std::optional<std::string> RedLinePolicy::redact_request(
+    RequestKind kind, std::string_view body, const std::vector<std::uint16_t>& detectors,
+    RedactionVault& vault) const {
   std::string rewritten;
   std::vector<DetectorMatch> matches;
   std::vector<Span> spans;

@@ -88,8 +88,8 @@ enum class Outcome {
 
 struct RuleHit {
   const CompiledRule* rule = nullptr;
-  bool applied = false;         // false in shadow mode
-  std::string backend;          // set for per-backend rules
+  bool applied = false;  // false in shadow mode
+  std::string backend;   // set for per-backend rules
 };
 
 // Why a backend may not receive this request; "" when it may.
@@ -141,8 +141,8 @@ class RedLinePolicy {
   // listed detectors replaced by its vault placeholder. nullopt when the body cannot be
   // rewritten (not a JSON object): such a body must not be sent at all.
   std::optional<std::string> redact_request(RequestKind kind, std::string_view body,
-                             const std::vector<std::uint16_t>& detectors,
-                             RedactionVault& vault) const;
+                                            const std::vector<std::uint16_t>& detectors,
+                                            RedactionVault& vault) const;
 
  private:
   RedLinePolicy() = default;

@@ -414,7 +414,8 @@ void echo_pieces(Choice& choice) {
   std::size_t end = 0;
   while (end < choice.text.size()) {
     end = std::min(end + kEchoPieceBytes, choice.text.size());
-    while (end < choice.text.size() && (static_cast<unsigned char>(choice.text[end]) & 0xC0) == 0x80) {
+    while (end < choice.text.size() &&
+           (static_cast<unsigned char>(choice.text[end]) & 0xC0) == 0x80) {
       ++end;
     }
     choice.piece_ends.push_back(static_cast<std::uint32_t>(end));
@@ -778,8 +779,8 @@ Parsed<Generation> generate_chat(const ChatRequest& request, const ModelProfile&
   } else {
     if (profile.cite_tool_results && request.tool_results > 0) {
       // "Found: <first line>" as one piece, then the usual words.
-      const std::string_view first = std::string_view(request.last_tool_result)
-                                         .substr(0, request.last_tool_result.find('\n'));
+      const std::string_view first =
+          std::string_view(request.last_tool_result).substr(0, request.last_tool_result.find('\n'));
       choice.text = "Found: " + std::string(first) + ". ";
       end_piece(choice);
     }

@@ -518,9 +518,9 @@ class SqliteSessionStore final : public SessionStore {
     return append_items(append_input_item_.get(), response.tenant, response.id, input_items);
   }
 
-  Status update_response_rows(std::string_view tenant, std::string_view id,
-                              std::string_view status, std::string_view object_json,
-                              std::string_view vault_json, std::int64_t updated_at) {
+  Status update_response_rows(std::string_view tenant, std::string_view id, std::string_view status,
+                              std::string_view object_json, std::string_view vault_json,
+                              std::int64_t updated_at) {
     StatementUse update(update_response_.get());
     update.bind(1, tenant);
     update.bind(2, id);

@@ -116,8 +116,9 @@ TEST(RunSpecTest, ReadsMcpGrantsOfAResponsesRequestAndSkipsFunctions) {
   EXPECT_EQ(grants[0].server, "files");
   EXPECT_TRUE(grants[0].allowed_tools.empty());
 
-  read_mcp_grants(json::parse(R"([{"type":"mcp","server_label":"a","connector_id":"x"}])").as_array(),
-                  "tools", error);
+  read_mcp_grants(
+      json::parse(R"([{"type":"mcp","server_label":"a","connector_id":"x"}])").as_array(), "tools",
+      error);
   ASSERT_TRUE(error);
   EXPECT_EQ(error->param, "tools[0].connector_id");
 }

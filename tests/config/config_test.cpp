@@ -862,12 +862,11 @@ TEST(ConfigAccountability, MistakesAreNamed) {
   expect_single_error(
       load(minimal_plus("[[limits]]\ntenant = \"acme\"\nkey = \"k\"\nmax_concurrent = 1\n")),
       "limits[0]", 10, "exactly one of `tenant` or `key`");
-  expect_single_error(load(minimal_plus("[audit]\nstore_bodies = \"all\"\n")),
-                      "audit.body_key_env", 10, "is required");
-  expect_single_error(
-      load(minimal_plus("[audit]\nstore_bodies = \"all\"\nbody_key_env = \"K\"\n"),
-           fake_env({{"K", "abc"}})),
-      "audit.body_key_env", 12, "64 hex digits");
+  expect_single_error(load(minimal_plus("[audit]\nstore_bodies = \"all\"\n")), "audit.body_key_env",
+                      10, "is required");
+  expect_single_error(load(minimal_plus("[audit]\nstore_bodies = \"all\"\nbody_key_env = \"K\"\n"),
+                           fake_env({{"K", "abc"}})),
+                      "audit.body_key_env", 12, "64 hex digits");
   expect_single_error(load(minimal_plus("[audit]\ndurability = \"sometimes\"\n")),
                       "audit.durability", 11, "unknown value");
 }
@@ -914,8 +913,9 @@ retention_ms = 60000
 TEST(ConfigSessions, MistakesAreNamed) {
   expect_single_error(load(minimal_plus("[memory]\nextraction_model = \"chta\"\n")),
                       "memory.extraction_model", 11, "did you mean 'chat'");
-  expect_single_error(load(minimal_plus("[memory]\ndefault_block_chars = 50\nmax_block_chars = 10\n")),
-                      "memory.default_block_chars", 10, "must not exceed max_block_chars");
+  expect_single_error(
+      load(minimal_plus("[memory]\ndefault_block_chars = 50\nmax_block_chars = 10\n")),
+      "memory.default_block_chars", 10, "must not exceed max_block_chars");
   expect_single_error(load(minimal_plus("[sessions]\nretention_ms = 0\n")), "sessions.retention_ms",
                       11, "positive integer number of milliseconds");
   expect_single_error(load(minimal_plus("[[tenants]]\nname = \"a\"\nretention_ms = -5\n")),
@@ -991,7 +991,8 @@ TEST(ConfigAgents, MistakesAreNamed) {
   expect_single_error(load(minimal_plus("[[mcp_servers]]\nname = \"a\"\n")),
                       "mcp_servers[0].command", 10, "is required");
   expect_single_error(
-      load(minimal_plus("[[mcp_servers]]\nname = \"a\"\ntransport = \"http\"\nurl = \"ftp://x\"\n")),
+      load(
+          minimal_plus("[[mcp_servers]]\nname = \"a\"\ntransport = \"http\"\nurl = \"ftp://x\"\n")),
       "mcp_servers[0].url", 13, "http or https URL");
   expect_single_error(load(minimal_plus("[[mcp_servers]]\nname = \"a\"\ntransport = \"http\"\n"
                                         "url = \"http://x/mcp\"\ncommand = \"node\"\n")),

@@ -125,7 +125,8 @@ TEST_F(DetectorsTest, IbanNeedsMod97) {
 
 TEST_F(DetectorsTest, IbanNeedsItsCountrysLengthAndGroupsOfFour) {
   // Words and a number that pass mod 97 by chance (1 in 97 do) are not an IBAN.
-  EXPECT_TRUE(found("iban", "record window request = bc587341 Looks a key up; answers one").empty());
+  EXPECT_TRUE(
+      found("iban", "record window request = bc587341 Looks a key up; answers one").empty());
   // The right check digits at the wrong length for Germany (22).
   EXPECT_FALSE(detail::iban_valid("DE8937040044053201300"));
   // No such country.

@@ -144,11 +144,11 @@ TEST_F(RedLinePolicyTest, PerBackendRedactionOnlyForCloud) {
   EXPECT_TRUE(verdict.backends[0].redact.empty());
   ASSERT_EQ(verdict.backends[1].redact.size(), 1u);
   RedactionVault vault;
-  std::string body = policy_
-                         ->redact_request(RequestKind::kChatCompletions,
-                                          chat("write to bob@example.com"),
-                                          verdict.backends[1].redact, vault)
-                         .value();
+  std::string body =
+      policy_
+          ->redact_request(RequestKind::kChatCompletions, chat("write to bob@example.com"),
+                           verdict.backends[1].redact, vault)
+          .value();
   EXPECT_EQ(body.find("bob@example.com"), std::string::npos);
   EXPECT_NE(body.find("[REDACTED_EMAIL_1]"), std::string::npos);
 }
@@ -162,9 +162,8 @@ TEST_F(RedLinePolicyTest, ShadowRulesAreRecordedButNotApplied) {
 }
 
 TEST_F(RedLinePolicyTest, ToolConditionHoldsForApproval) {
-  Verdict verdict = evaluate(
-      R"({"model":"chat","messages":[{"role":"user","content":"ls"}],)"
-      R"("tools":[{"type":"function","function":{"name":"shell"}}]})");
+  Verdict verdict = evaluate(R"({"model":"chat","messages":[{"role":"user","content":"ls"}],)"
+                             R"("tools":[{"type":"function","function":{"name":"shell"}}]})");
   EXPECT_EQ(verdict.outcome, Outcome::kHold);
   EXPECT_EQ(verdict.deciding_rule->name, "review-shell");
 }

@@ -1,5 +1,4 @@
 #include "quota/api_keys.h"
-#include "../store/temp_dir.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,6 +9,8 @@
 #include <filesystem>
 #include <regex>
 #include <thread>
+
+#include "../store/temp_dir.h"
 
 namespace redline::quota {
 namespace {
