@@ -120,12 +120,6 @@ const json::object& object_or_empty(const json::value& value) {
   return value.is_object() ? value.as_object() : kEmpty;
 }
 
-std::string label_text(const policy::LabelLattice& lattice, std::string_view text) {
-  if (text.empty()) return lattice.format(policy::Label{});
-  auto parsed = lattice.parse(text);
-  return parsed ? lattice.format(*parsed) : std::string(text);
-}
-
 // The lub of two label texts ("" = the bottom); a text that does not parse is kept as the
 // higher (it came from this gateway, so this only happens across a lattice change).
 std::string raise_label(const policy::LabelLattice& lattice, std::string_view current,
@@ -647,7 +641,6 @@ asio::awaitable<RunEngine::Advance> RunEngine::setup(const RunRecord& run, const
                                                      const gateway::Caller& caller) {
   const auto table = gateway_.table();
   const config::Config& config = table->config();
-  const policy::LabelLattice& lattice = table->policy().lattice();
   Replay replay;
   json::array tool_defs;
   for (const McpToolGrant& grant : spec.tools) {
@@ -716,7 +709,6 @@ asio::awaitable<RunEngine::Advance> RunEngine::setup(const RunRecord& run, const
   }
   const std::string result = json::serialize(json::object{
       {"messages", std::move(messages)}, {"tools", std::move(tool_defs)}, {"label", label}});
-  (void)lattice;
   const RunStep next_step{0, "setup", "", "started", "{}", "", 0, 0};
   auto seq = co_await begin_step(run, next_step);
   if (!seq) {

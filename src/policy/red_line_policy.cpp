@@ -17,10 +17,6 @@ bool iequal(std::string_view a, std::string_view b) {
          });
 }
 
-bool contains(const std::vector<std::string>& names, std::string_view name) {
-  return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n == name; });
-}
-
 template <typename T>
 bool contains(const std::vector<T>& values, const T& value) {
   return std::find(values.begin(), values.end(), value) != values.end();

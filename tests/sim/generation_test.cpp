@@ -278,7 +278,9 @@ TEST(GenerationTest, ChatStreamSequence) {
     EXPECT_EQ(delta.contains("role"), i == 0);
     bool last = i + 1 == stream.chunks.size();
     EXPECT_EQ(choice["finish_reason"].is_null(), !last);
-    if (last) EXPECT_EQ(choice["finish_reason"], "stop");
+    if (last) {
+      EXPECT_EQ(choice["finish_reason"], "stop");
+    }
     if (delta.contains("content")) content += delta["content"].as_string();
   }
   EXPECT_EQ(content, generation.choices[0].text);
