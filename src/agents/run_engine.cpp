@@ -1197,15 +1197,17 @@ asio::awaitable<store::Result<bool>> RunEngine::cancel(std::string_view tenant,
       cancellation = it->second->cancellation;
     }
   }
-  if (cancellation) cancellation->cancel();
   RunRecord ended = **found;
   ended.status = "cancelled";
   ended.state_json = text;
   ended.updated_at = at;
+  // The status goes out before the in-flight call is abandoned, so a subscriber's stream ends
+  // with it rather than with that call's failure.
   events_->publish(ended.id, json::object{{"type", "run.status"},
                                           {"run_id", ended.id},
                                           {"status", "cancelled"},
                                           {"run", run_json(ended)}});
+  if (cancellation) cancellation->cancel();
   std::vector<std::function<void(const RunRecord&)>> callbacks;
   {
     std::lock_guard lock(mutex_);

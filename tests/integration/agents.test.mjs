@@ -355,35 +355,44 @@ describe('agents: runs over MCP tools', () => {
 
   it('cancels a run in the middle of a model call and streams its events', async () => {
     const run = await startRun(gateway, keyA, { model: 'slow', input: 'take your time' });
-    const events = fetch(`${gateway.url}/v1/agent/runs/${run.id}/events`, {
+    await waitFor(async () => (await steps(gateway, keyA, run.id)).some((step) => step.kind === 'model_call'), 5000);
+    // The response headers come after the journal snapshot is taken and the live events are
+    // subscribed to, so the cancel below lands in the live part of the stream.
+    const stream = await fetch(`${gateway.url}/v1/agent/runs/${run.id}/events`, {
       headers: { authorization: `Bearer ${keyA}` },
       signal: AbortSignal.timeout(15000),
-    }).then(async (response) => ({ status: response.status, type: response.headers.get('content-type'), text: await response.text() }));
-    await waitFor(async () => (await steps(gateway, keyA, run.id)).some((step) => step.kind === 'model_call'), 5000);
+    });
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get('content-type'), /text\/event-stream/);
     const started = Date.now();
     const cancelled = await call(gateway, 'POST', `/v1/agent/runs/${run.id}/cancel`, { key: keyA });
     assert.equal(cancelled.status, 200, cancelled.text);
     assert.equal((await runReaches(gateway, keyA, run.id, ['cancelled'], 2000)).status, 'cancelled');
+    // The slow model answers after 3 s; cancelling does not wait for it.
     assert.ok(Date.now() - started < 2000, 'the model call was abandoned, not waited for');
     // Cancelling an ended run changes nothing and says so.
     const again = await call(gateway, 'POST', `/v1/agent/runs/${run.id}/cancel`, { key: keyA });
     assert.equal(again.status, 200, again.text);
     assert.equal(again.json.status, 'cancelled');
 
-    const stream = await events;
-    assert.equal(stream.status, 200);
-    assert.match(stream.type, /text\/event-stream/);
-    const parsed = stream.text
+    const text = await stream.text();
+    const parsed = text
       .split('\n\n')
       .map((block) => block.split('\n').find((line) => line.startsWith('data: ')))
       .filter(Boolean)
       .map((line) => JSON.parse(line.slice(6)));
-    // The journal so far arrives as run.step events, later steps as run.step.started/completed.
-    assert.equal(parsed[0].type, 'run.step');
-    assert.equal(parsed[0].step.kind, 'setup');
-    assert.ok(parsed.some((event) => event.type.startsWith('run.step') && event.step.kind === 'model_call'), stream.text);
+    // The journal so far arrives as run.step events and the run's status at that moment; what
+    // happens later arrives live, and the stream ends with the status that ended the run.
+    const snapshotEnd = parsed.findIndex((event) => event.type === 'run.status');
+    assert.ok(snapshotEnd >= 2, text);
+    const snapshot = parsed.slice(0, snapshotEnd);
+    assert.ok(snapshot.every((event) => event.type === 'run.step'), text);
+    assert.equal(snapshot[0].step.kind, 'setup');
+    assert.ok(snapshot.some((event) => event.step.kind === 'model_call'), text);
+    assert.equal(parsed[snapshotEnd].status, 'running');
     assert.equal(parsed.at(-1).type, 'run.status');
     assert.equal(parsed.at(-1).status, 'cancelled');
+    assert.equal(parsed.length, snapshotEnd + 2, `no step is sent twice: ${text}`);
   });
 
   it('answers /v1/responses offering mcp tools by running the loop server-side (openai SDK)', async () => {
