@@ -327,7 +327,11 @@ asio::awaitable<void> Gateway::respond_error(net::ResponseWriter& writer, Reques
 }
 
 asio::awaitable<bool> Gateway::seal(RequestContext& context) {
-  if (!context.audited || !accounting_.durable_before_response()) co_return true;
+  if (!context.audited) co_return true;
+  if (!accounting_.durable_before_response()) {
+    accounting_.settle(context);
+    co_return true;
+  }
   // The writer thread reports through a post to this coroutine's own single-threaded
   // executor, so the report cannot run before the wait below has begun.
   auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,

@@ -111,8 +111,10 @@ class Gateway {
   boost::asio::awaitable<void> respond_error(net::ResponseWriter& writer, RequestContext& context,
                                              ApiError error, net::Headers extra = {});
   // The last step before the end of an answer goes out (its digest already in the context):
-  // with [audit] durability = before_response, settles the request and waits, without blocking
-  // the thread, for its record to be durable. False when it could not be made durable.
+  // settles the request, so a client that sends its next request as soon as this one ends finds
+  // its concurrency slot free and its usage counted; with [audit] durability = before_response,
+  // also waits, without blocking the thread, for its record to be durable. False when it could
+  // not be made durable.
   boost::asio::awaitable<bool> seal(RequestContext& context);
 
   net::IoPool& io_;
