@@ -12,7 +12,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev clang-format
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsimdjson-dev libtomlplusplus-dev libsqlite3-dev libpq-dev libhiredis-dev
   libvectorscan-dev prometheus-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
