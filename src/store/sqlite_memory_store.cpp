@@ -12,10 +12,10 @@ namespace {
 
 // The "memory" module's schema; append-only (see sqlite_database.h).
 //
-// memory_records_fts indexes the text of memory_records (an external-content table: the text is
-// stored once) under the record's seq. The triggers keep the two in step; the text of a record
-// never changes, so there is no UPDATE trigger. Erasing a record runs FTS5's 'delete' command,
-// which takes the record's terms out of the index.
+// memory_records_fts indexes the text and the namespace of memory_records (an external-content
+// table: the text is stored once) under the record's seq. The triggers keep the two in step; the
+// text and namespace of a record never change, so there is no UPDATE trigger. Erasing a record
+// runs FTS5's 'delete' command, which takes the record's terms out of the index.
 const std::vector<std::string_view> kMemorySchema = {
     R"sql(
 CREATE TABLE memory_blocks (
@@ -67,6 +67,31 @@ CREATE TRIGGER memory_records_fts_delete AFTER DELETE ON memory_records BEGIN
   INSERT INTO memory_records_fts(memory_records_fts, rowid, text)
     VALUES ('delete', old.seq, old.text);
 END;
+)sql",
+    // Version 2: the index also holds each record's namespace as one token (the hex of tenant,
+    // user and agent, joined by 'x', which no hex contains), so a search matches within the
+    // caller's namespaces inside FTS5 instead of ranking every match in the database and
+    // filtering afterwards. The token is computed in one place, the source view, which the
+    // triggers and FTS5's 'rebuild' read.
+    R"sql(
+DROP TRIGGER memory_records_fts_insert;
+DROP TRIGGER memory_records_fts_delete;
+DROP TABLE memory_records_fts;
+CREATE VIEW memory_records_fts_source AS
+  SELECT seq, text, hex(tenant) || 'x' || hex(scope_user) || 'x' || hex(scope_agent) AS scope
+  FROM memory_records;
+CREATE VIRTUAL TABLE memory_records_fts USING fts5(
+  text, scope, content = 'memory_records_fts_source', content_rowid = 'seq'
+);
+CREATE TRIGGER memory_records_fts_insert AFTER INSERT ON memory_records BEGIN
+  INSERT INTO memory_records_fts(rowid, text, scope)
+    SELECT seq, text, scope FROM memory_records_fts_source WHERE seq = new.seq;
+END;
+CREATE TRIGGER memory_records_fts_delete BEFORE DELETE ON memory_records BEGIN
+  INSERT INTO memory_records_fts(memory_records_fts, rowid, text, scope)
+    SELECT 'delete', seq, text, scope FROM memory_records_fts_source WHERE seq = old.seq;
+END;
+INSERT INTO memory_records_fts(memory_records_fts) VALUES ('rebuild');
 )sql",
 };
 
@@ -164,6 +189,39 @@ std::string match_any_word(std::string_view text) {
     if (words++ > 0) expression += " OR ";
     append_fts5_string(expression, text.substr(start, position - start));
   }
+  return expression;
+}
+
+// SQLite's hex(): the bytes of the UTF-8 text, upper-case.
+void append_hex(std::string& out, std::string_view text) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  for (const unsigned char c : text) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0xF];
+  }
+}
+
+// The FTS5 condition on the index's scope column (see the version 2 schema): the record is in
+// one of `namespaces` of the tenant, or anywhere in the tenant when there are none (a prefix
+// query on the tenant's part of the token).
+std::string match_scope(std::string_view tenant, const std::vector<MemoryNamespace>& namespaces) {
+  std::string expression = "scope : (";
+  if (namespaces.empty()) {
+    expression += '"';
+    append_hex(expression, tenant);
+    expression += "x\" *";
+  }
+  for (std::size_t index = 0; index < namespaces.size(); ++index) {
+    if (index > 0) expression += " OR ";
+    expression += '"';
+    append_hex(expression, tenant);
+    expression += 'x';
+    append_hex(expression, namespaces[index].user);
+    expression += 'x';
+    append_hex(expression, namespaces[index].agent);
+    expression += '"';
+  }
+  expression += ')';
   return expression;
 }
 
@@ -339,9 +397,12 @@ class SqliteMemoryStore final : public MemoryStore {
   }
 
   Result<std::vector<ScoredRecord>> search_records(const RecordQuery& query) override {
-    const std::string match = match_any_word(query.text);
+    const std::string words = match_any_word(query.text);
     // Text without a single word can match nothing; it must not turn into "no text condition".
-    if (!query.text.empty() && match.empty()) return std::vector<ScoredRecord>();
+    if (!query.text.empty() && words.empty()) return std::vector<ScoredRecord>();
+    const std::string match =
+        words.empty() ? std::string()
+                      : "text : (" + words + ") AND " + match_scope(query.tenant, query.namespaces);
     const auto sql = record_search(query, match);
     StoreLock lock(mutex_, checkpointer_.get());
     return select_rows(sql, "cannot search records", scored_record_from_row);
@@ -361,17 +422,19 @@ class SqliteMemoryStore final : public MemoryStore {
 
  private:
   // The search as SQL: the full-text match (when there are words) ranks, the record's columns
-  // filter. `match` is the FTS5 expression of the query's words.
+  // filter. `match` is the FTS5 expression of the query's words within its namespaces; the
+  // namespace filter is repeated on the record's own columns, which stay the authority.
   static DynamicQuery record_search(const RecordQuery& query, std::string_view match) {
     DynamicQuery sql;
     if (match.empty()) {
       sql.add(sql_of({"SELECT ", kRecordColumns, ", 0.0 FROM memory_records WHERE tenant = ?"}),
               {query.tenant});
     } else {
-      // bm25() is lower for better matches; the score is its negation, so higher is better.
+      // bm25() is lower for better matches; the score is its negation, so higher is better. The
+      // scope column weighs nothing: it filters, the words rank.
       sql.add(sql_of({"SELECT ", kRecordColumns,
-                      ", -hits.rank FROM (SELECT rowid AS seq, bm25(memory_records_fts) AS rank "
-                      "FROM memory_records_fts WHERE memory_records_fts MATCH ?) AS hits "
+                      ", -hits.rank FROM (SELECT rowid AS seq, bm25(memory_records_fts, 1.0, 0.0) "
+                      "AS rank FROM memory_records_fts WHERE memory_records_fts MATCH ?) AS hits "
                       "JOIN memory_records USING (seq) WHERE tenant = ?"}),
               {match, query.tenant});
     }

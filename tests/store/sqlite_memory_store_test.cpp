@@ -451,6 +451,22 @@ TEST(SqliteMemoryStore, OnlyTheFirst32WordsAreSearched) {
   EXPECT_THAT(ids_of(store->search_records(query(text + "zanzibar"))), ElementsAre("mem_1"));
 }
 
+// Counts the rows of the full-text index matching an FTS5 expression, past the store.
+int count_index_matches(sqlite3* db, const std::string& match) {
+  sqlite3_stmt* raw = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT count(*) FROM memory_records_fts WHERE "
+                               "memory_records_fts MATCH ?",
+                               -1, &raw, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_bind_text(raw, 1, match.c_str(), -1, SQLITE_TRANSIENT);
+  EXPECT_EQ(sqlite3_step(raw), SQLITE_ROW) << sqlite3_errmsg(db);
+  const int count = sqlite3_column_int(raw, 0);
+  sqlite3_finalize(raw);
+  return count;
+}
+
 TEST(SqliteMemoryStore, ErasureRemovesTheTextFromTheIndex) {
   TempDir dir;
   const auto path = dir.file("memory.db");
@@ -479,19 +495,7 @@ TEST(SqliteMemoryStore, ErasureRemovesTheTextFromTheIndex) {
   std::string error;
   auto db = open_sqlite_database(path, &error);
   ASSERT_TRUE(db) << error;
-  auto count_matches = [&](const char* match) {
-    sqlite3_stmt* raw = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db.get(),
-                                 "SELECT count(*) FROM memory_records_fts WHERE "
-                                 "memory_records_fts MATCH ?",
-                                 -1, &raw, nullptr),
-              SQLITE_OK);
-    sqlite3_bind_text(raw, 1, match, -1, SQLITE_STATIC);
-    EXPECT_EQ(sqlite3_step(raw), SQLITE_ROW);
-    const int count = sqlite3_column_int(raw, 0);
-    sqlite3_finalize(raw);
-    return count;
-  };
+  auto count_matches = [&](const char* match) { return count_index_matches(db.get(), match); };
   EXPECT_EQ(count_matches("zanzibar"), 0);
   EXPECT_EQ(count_matches("codeword"), 1);
   EXPECT_EQ(count_matches("vault"), 1);
@@ -617,7 +621,95 @@ TEST(SqliteMemoryStore, ReopenKeepsBlocksRecordsAndIndex) {
   ASSERT_TRUE(db) << error;
   auto version = schema_version(db.get(), "memory");
   ASSERT_TRUE(version.ok());
-  EXPECT_EQ(*version, 1);
+  EXPECT_EQ(*version, 2);
+}
+
+TEST(SqliteMemoryStore, TheIndexMatchesWithinANamespace) {
+  TempDir dir;
+  const auto path = dir.file("memory.db");
+  auto store = open_or_fail(path);
+  ASSERT_TRUE(store);
+  add(*store, record("mem_1", "shared word", kUser1));
+  add(*store, record("mem_2", "shared word", kPlanner));
+  add(*store, record("mem_3", "shared word", kUser1, kT0, "acm"));
+  add(*store, record("mem_4", "shared word", kTenantWide, kT0, "acme2"));
+  std::string error;
+  auto db = open_sqlite_database(path, &error);
+  ASSERT_TRUE(db) << error;
+  // hex("acme") = 61636D65, hex("u1") = 7531, hex("planner") = 706C616E6E6572.
+  EXPECT_EQ(count_index_matches(db.get(), "shared"), 4);
+  EXPECT_EQ(count_index_matches(db.get(), "shared AND scope : \"61636D65x7531x\""), 1);
+  EXPECT_EQ(count_index_matches(db.get(), "shared AND scope : \"61636D65x7531x706C616E6E6572\""),
+            1);
+  // The tenant's prefix takes in all of its namespaces and none of "acm" or "acme2".
+  EXPECT_EQ(count_index_matches(db.get(), "shared AND scope : \"61636D65x\" *"), 2);
+  // Words are never matched against the namespace column.
+  EXPECT_EQ(count_index_matches(db.get(), "text : \"61636D65x\" *"), 0);
+  EXPECT_THAT(ids_of(store->search_records(query("shared", {kUser1}))), ElementsAre("mem_1"));
+  EXPECT_THAT(ids_of(store->search_records(query("shared"))),
+              UnorderedElementsAre("mem_1", "mem_2"));
+  EXPECT_THAT(ids_of(store->search_records(query("shared", {}, "acm"))), ElementsAre("mem_3"));
+}
+
+TEST(SqliteMemoryStore, UpgradingFromVersion1IndexesTheNamespacesOfExistingRecords) {
+  TempDir dir;
+  const auto path = dir.file("memory.db");
+  {
+    auto store = open_or_fail(path);
+    ASSERT_TRUE(store);
+    add(*store, record("mem_1", "the deploy window is Tuesday", kUser1));
+    add(*store, record("mem_2", "deploy freeze in December", kPlanner));
+    add(*store, record("mem_3", "deploy from the beta tenant", kTenantWide, kT0, "beta"));
+  }
+  std::string error;
+  {
+    // Back to what version 1 of the schema built: an index of words only, no namespaces.
+    auto db = open_sqlite_database(path, &error);
+    ASSERT_TRUE(db) << error;
+    ASSERT_EQ(sqlite3_exec(db.get(), R"sql(
+DROP TRIGGER memory_records_fts_insert;
+DROP TRIGGER memory_records_fts_delete;
+DROP TABLE memory_records_fts;
+DROP VIEW memory_records_fts_source;
+CREATE VIRTUAL TABLE memory_records_fts USING fts5(
+  text, content = 'memory_records', content_rowid = 'seq'
+);
+CREATE TRIGGER memory_records_fts_insert AFTER INSERT ON memory_records BEGIN
+  INSERT INTO memory_records_fts(rowid, text) VALUES (new.seq, new.text);
+END;
+CREATE TRIGGER memory_records_fts_delete AFTER DELETE ON memory_records BEGIN
+  INSERT INTO memory_records_fts(memory_records_fts, rowid, text)
+    VALUES ('delete', old.seq, old.text);
+END;
+INSERT INTO memory_records_fts(memory_records_fts) VALUES ('rebuild');
+UPDATE schema_migrations SET version = 1 WHERE module = 'memory';
+)sql",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(db.get());
+  }
+  auto store = open_or_fail(path);
+  ASSERT_TRUE(store);
+  EXPECT_THAT(ids_of(store->search_records(query("deploy", {kUser1}))), ElementsAre("mem_1"));
+  EXPECT_THAT(ids_of(store->search_records(query("deploy"))),
+              UnorderedElementsAre("mem_1", "mem_2"));
+  EXPECT_THAT(ids_of(store->search_records(query("deploy", {}, "beta"))), ElementsAre("mem_3"));
+  // Later writes and erasures keep the rebuilt index in step.
+  add(*store, record("mem_4", "deploy checklist", kUser1, kT0 + 1));
+  ASSERT_TRUE(store->delete_record("acme", "mem_1").ok());
+  EXPECT_THAT(ids_of(store->search_records(query("deploy", {kUser1}))), ElementsAre("mem_4"));
+
+  auto db = open_sqlite_database(path, &error);
+  ASSERT_TRUE(db) << error;
+  EXPECT_EQ(sqlite3_exec(db.get(),
+                         "INSERT INTO memory_records_fts(memory_records_fts) "
+                         "VALUES('integrity-check')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db.get());
+  auto version = schema_version(db.get(), "memory");
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(*version, 2);
 }
 
 }  // namespace
