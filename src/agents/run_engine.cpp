@@ -139,6 +139,9 @@ struct RunEngine::Active {
   std::string tenant;
   bool driving = false;
   bool poke = false;  // something changed while driving: look again before stopping
+  // Kicked while the tenant had no free slot: started when one frees up. Runs parked for a
+  // decision are not woken by that, only by the decision.
+  bool wants_slot = false;
   std::shared_ptr<gateway::CallCancellation> cancellation =
       std::make_shared<gateway::CallCancellation>();
 };
@@ -418,7 +421,11 @@ void RunEngine::kick(const std::string& tenant, const std::string& id) {
     active->poke = true;
     return;
   }
-  if (running_by_tenant_[tenant] >= max_running) return;  // started when a slot frees up
+  if (running_by_tenant_[tenant] >= max_running) {
+    active->wants_slot = true;
+    return;
+  }
+  active->wants_slot = false;
   active->driving = true;
   ++running_by_tenant_[tenant];
   asio::co_spawn(gateway_.io().next(), drive(tenant, id), asio::detached);
@@ -454,7 +461,9 @@ asio::awaitable<void> RunEngine::drive(std::string tenant, std::string id) {
   {
     std::lock_guard lock(mutex_);
     for (const auto& [run_id, active] : active_) {
-      if (active->tenant == tenant && !active->driving) waiting.push_back(run_id);
+      if (active->tenant == tenant && active->wants_slot && !active->driving) {
+        waiting.push_back(run_id);
+      }
     }
   }
   for (const std::string& run_id : waiting) kick(tenant, run_id);
@@ -926,18 +935,16 @@ asio::awaitable<RunEngine::Advance> RunEngine::call_tool(const RunRecord& run, c
       co_return Advance::kContinue;
     }
     if (idempotent) co_return co_await make_call(call.tool_step);
-    // Keep the reason the run was parked with (a crash, a timeout); else the call was cut short
-    // by a stop of the gateway.
-    std::string reason = "the gateway stopped during the call";
-    const json::value state = parse_or_null(run.state_json);
-    if (const auto* parked = object_or_empty(state).if_contains("pending");
-        parked && parked->is_object() && parked->as_object().contains("step") &&
-        parked->as_object().at("step") == json::value(call.tool_step)) {
-      reason = string_of(parked->as_object(), "reason");
-    }
-    replay.pending_json = json::object{
-        {"type", "unknown_outcome"},   {"step", call.tool_step}, {"server", server}, {"tool", tool},
-        {"arguments", call.arguments}, {"reason", reason}};
+    // Already parked for this call: nothing to write, and writing the status again could undo a
+    // decision that arrived after this advance read the run.
+    if (run.status == "requires_action") co_return Advance::kPark;
+    // Not parked yet, so the call was cut short by a stop of the gateway.
+    replay.pending_json = json::object{{"type", "unknown_outcome"},
+                                       {"step", call.tool_step},
+                                       {"server", server},
+                                       {"tool", tool},
+                                       {"arguments", call.arguments},
+                                       {"reason", "the gateway stopped during the call"}};
     co_await set_status(run, replay, "requires_action");
     co_return Advance::kPark;
   }
