@@ -296,6 +296,22 @@ describe('agents: runs over MCP tools', () => {
     assert.ok(told.every((text) => /not approved/.test(text)), JSON.stringify(told));
   });
 
+  it('leaves a run parked for a decision alone while other runs of its tenant come and go', async () => {
+    const parked = await startRun(gateway, keyA, { model: 'agent', input: 'note this', tools: mcpTools('approvals', ['append_note']) });
+    const waiting = await runReaches(gateway, keyA, parked.id, ['waiting_approval', 'completed', 'failed']);
+    assert.equal(waiting.status, 'waiting_approval', JSON.stringify(waiting));
+    await sleep(1100); // updated_at counts seconds
+    const other = await startRun(gateway, keyA, { model: 'agent', input: 'search while one waits', tools: mcpTools('files', ['search']) });
+    assert.equal((await runReaches(gateway, keyA, other.id, ['completed', 'failed'])).status, 'completed');
+    await sleep(300);
+    // A run that waits for a decision is woken by the decision only: written again, it could undo
+    // a decision that landed meanwhile.
+    const still = await getRun(gateway, keyA, parked.id);
+    assert.equal(still.status, 'waiting_approval');
+    assert.equal(still.updated_at, waiting.updated_at, 'the parked run was not written again');
+    assert.equal((await call(gateway, 'POST', `/v1/agent/runs/${parked.id}/cancel`, { key: keyA })).status, 200);
+  });
+
   it('denies a tool call by red-line rule: the server never sees it', async () => {
     const run = await startRun(gateway, keyA, { model: 'agent', input: 'write a note', tools: mcpTools('blocked', ['append_note']) });
     const done = await runReaches(gateway, keyA, run.id, ['completed', 'failed']);
